@@ -1,0 +1,142 @@
+// swift-tools-version:6.2
+import PackageDescription
+
+/// One set of settings for every target: Swift 6 mode, warnings are errors, and the upcoming features
+/// that keep imports and existentials explicit.
+let strictSettings: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .treatAllWarnings(as: .error),
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "appliance-tools",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "applianced", targets: ["applianced"]),
+        .executable(name: "appliancectl", targets: ["appliancectl"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+    ],
+    targets: [
+        // OpenSSL 3 from the system (libssl-dev). Raw pointers stay inside ApplianceCrypto.
+        .systemLibrary(
+            name: "COpenSSL",
+            pkgConfig: "openssl",
+            providers: [.apt(["libssl-dev"])]
+        ),
+        .target(
+            name: "ApplianceCrypto",
+            dependencies: ["COpenSSL"],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "BackupFormat",
+            dependencies: ["ApplianceCrypto"],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "ApplianceAPI",
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "ApplianceStore",
+            dependencies: [
+                "ApplianceAPI",
+                "ApplianceCrypto",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "ApplianceServer",
+            dependencies: [
+                "ApplianceAPI",
+                "ApplianceCrypto",
+                "ApplianceStore",
+                "BackupFormat",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "ApplianceClient",
+            dependencies: [
+                "ApplianceAPI",
+                "ApplianceCrypto",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "applianced",
+            dependencies: [
+                "ApplianceServer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "appliancectl",
+            dependencies: [
+                "ApplianceAPI",
+                "ApplianceClient",
+                "BackupFormat",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "ApplianceCryptoTests",
+            dependencies: ["ApplianceCrypto"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "BackupFormatTests",
+            dependencies: ["BackupFormat", "ApplianceCrypto"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "ApplianceAPITests",
+            dependencies: [
+                "ApplianceAPI",
+                .product(name: "Yams", package: "Yams"),
+            ],
+            resources: [],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "ApplianceTests",
+            dependencies: [
+                "ApplianceAPI",
+                "ApplianceClient",
+                "ApplianceCrypto",
+                "BackupFormat",
+            ],
+            swiftSettings: strictSettings
+        ),
+    ]
+)

@@ -1,0 +1,99 @@
+import Foundation
+
+/// One route of the management API: an HTTP method and a path template.
+///
+/// Path parameters are written `{name}` as in the OpenAPI document (`docs/openapi.yaml`). The server registers
+/// exactly `Endpoint.all`, the client calls only endpoints from it, and a test compares the list with the
+/// document, so the three cannot drift apart.
+public struct Endpoint: Sendable, Hashable, CustomStringConvertible {
+    public var method: String
+    public var path: String
+
+    public init(_ method: String, _ path: String) {
+        self.method = method
+        self.path = path
+    }
+
+    public var description: String { "\(method) \(path)" }
+
+    /// The path with `{name}` parameters replaced by the given values (percent-encoded).
+    public func path(_ parameters: [String: String]) -> String {
+        var result = path
+        for (name, value) in parameters {
+            let encoded = value.addingPercentEncodingForPath()
+            result = result.replacingOccurrences(of: "{\(name)}", with: encoded)
+        }
+        return result
+    }
+}
+
+extension Endpoint {
+    // Unauthenticated.
+    public static let health = Endpoint("GET", "/health")
+    public static let login = Endpoint("POST", "/api/session")
+
+    // Any authenticated user, also while a password change is still required.
+    public static let logout = Endpoint("DELETE", "/api/session")
+    public static let changePassword = Endpoint("POST", "/api/account/password")
+
+    // /appliance: the box.
+    public static let status = Endpoint("GET", "/appliance/api/status")
+    public static let network = Endpoint("GET", "/appliance/api/network")
+    public static let updateNetworkSettings = Endpoint("PUT", "/appliance/api/network/settings")
+    public static let addAddress = Endpoint("POST", "/appliance/api/network/addresses")
+    public static let updateAddress = Endpoint("PUT", "/appliance/api/network/addresses/{id}")
+    public static let deleteAddress = Endpoint("DELETE", "/appliance/api/network/addresses/{id}")
+    public static let listRecordings = Endpoint("GET", "/appliance/api/recordings")
+    public static let putRecording = Endpoint("PUT", "/appliance/api/recordings/{name}")
+    public static let getRecording = Endpoint("GET", "/appliance/api/recordings/{name}")
+    public static let factoryReset = Endpoint("POST", "/appliance/api/factory-reset")
+    public static let shutdown = Endpoint("POST", "/appliance/api/shutdown")
+
+    // /login: the site.
+    public static let security = Endpoint("GET", "/login/api/security")
+    public static let updateSecurity = Endpoint("PUT", "/login/api/security")
+    public static let settings = Endpoint("GET", "/login/api/settings")
+    public static let updateSettings = Endpoint("PUT", "/login/api/settings")
+    public static let listUsers = Endpoint("GET", "/login/api/users")
+    public static let createUser = Endpoint("POST", "/login/api/users")
+    public static let listHistory = Endpoint("GET", "/login/api/history")
+    public static let appendHistory = Endpoint("POST", "/login/api/history")
+    public static let listFiles = Endpoint("GET", "/login/api/files")
+    public static let putFile = Endpoint("PUT", "/login/api/files/{name}")
+    public static let getFile = Endpoint("GET", "/login/api/files/{name}")
+    public static let siteSummary = Endpoint("GET", "/login/api/site/summary")
+    public static let generateSiteData = Endpoint("POST", "/login/api/site/generate")
+    public static let backup = Endpoint("POST", "/login/api/backup")
+    public static let restore = Endpoint("POST", "/login/api/restore")
+
+    /// Every route the appliance serves.
+    public static let all: [Endpoint] = [
+        .health, .login, .logout, .changePassword,
+        .status, .network, .updateNetworkSettings, .addAddress, .updateAddress, .deleteAddress,
+        .listRecordings, .putRecording, .getRecording, .factoryReset, .shutdown,
+        .security, .updateSecurity, .settings, .updateSettings, .listUsers, .createUser,
+        .listHistory, .appendHistory, .listFiles, .putFile, .getFile, .siteSummary, .generateSiteData,
+        .backup, .restore,
+    ]
+}
+
+extension String {
+    func addingPercentEncodingForPath() -> String {
+        var out = ""
+        for byte in self.utf8 {
+            switch byte {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"),
+                UInt8(ascii: "~"):
+                out.unicodeScalars.append(Unicode.Scalar(byte))
+            default:
+                out += "%" + String(byte, radix: 16, uppercase: true).leftPadded(to: 2)
+            }
+        }
+        return out
+    }
+
+    func leftPadded(to width: Int) -> String {
+        count >= width ? self : String(repeating: "0", count: width - count) + self
+    }
+}

@@ -1,0 +1,485 @@
+public import Foundation
+
+// The JSON bodies of the management API. Field names are the wire names; `docs/openapi.yaml` describes them.
+
+/// The answer of the unauthenticated health probe.
+public struct HealthResponse: Codable, Sendable, Equatable {
+    public var status: String
+    public var applianceId: String
+    public var hostname: String
+    public var reason: String?
+
+    public init(status: String, applianceId: String, hostname: String, reason: String? = nil) {
+        self.status = status
+        self.applianceId = applianceId
+        self.hostname = hostname
+        self.reason = reason
+    }
+}
+
+/// Every error the appliance answers with: a stable machine code and a message for the operator.
+public struct ErrorResponse: Codable, Sendable, Equatable {
+    public var error: String
+    public var message: String
+
+    public init(error: String, message: String) {
+        self.error = error
+        self.message = message
+    }
+}
+
+public struct LoginRequest: Codable, Sendable {
+    public var username: String
+    public var password: String
+
+    public init(username: String, password: String) {
+        self.username = username
+        self.password = password
+    }
+}
+
+public struct LoginResponse: Codable, Sendable {
+    public var token: String
+    public var expiresAt: Date
+    public var passwordChangeRequired: Bool
+
+    public init(token: String, expiresAt: Date, passwordChangeRequired: Bool) {
+        self.token = token
+        self.expiresAt = expiresAt
+        self.passwordChangeRequired = passwordChangeRequired
+    }
+}
+
+public struct ChangePasswordRequest: Codable, Sendable {
+    public var currentPassword: String
+    public var newPassword: String
+
+    public init(currentPassword: String, newPassword: String) {
+        self.currentPassword = currentPassword
+        self.newPassword = newPassword
+    }
+}
+
+public struct InstalledSoftware: Codable, Sendable, Equatable {
+    public var baseVersion: String
+    public var siteVersion: String
+    public var addons: [String]
+
+    public init(baseVersion: String, siteVersion: String, addons: [String]) {
+        self.baseVersion = baseVersion
+        self.siteVersion = siteVersion
+        self.addons = addons
+    }
+}
+
+public struct ClockStatus: Codable, Sendable, Equatable {
+    public var utc: Date
+    public var ntpServers: [String]
+    public var lastNtpSync: Date?
+    public var source: String
+
+    public init(utc: Date, ntpServers: [String], lastNtpSync: Date?, source: String) {
+        self.utc = utc
+        self.ntpServers = ntpServers
+        self.lastNtpSync = lastNtpSync
+        self.source = source
+    }
+}
+
+/// A1: what the status page shows.
+public struct StatusResponse: Codable, Sendable {
+    public var hostname: String
+    public var applianceId: String
+    public var software: InstalledSoftware
+    public var clock: ClockStatus
+    public var uptimeSeconds: Double
+    public var failoverRole: String
+
+    public init(
+        hostname: String,
+        applianceId: String,
+        software: InstalledSoftware,
+        clock: ClockStatus,
+        uptimeSeconds: Double,
+        failoverRole: String
+    ) {
+        self.hostname = hostname
+        self.applianceId = applianceId
+        self.software = software
+        self.clock = clock
+        self.uptimeSeconds = uptimeSeconds
+        self.failoverRole = failoverRole
+    }
+}
+
+/// A3: which parts of the appliance an address serves.
+public enum AccessType: String, Codable, Sendable, CaseIterable {
+    /// `/appliance` and `/login`.
+    case both
+    /// `/login` only.
+    case publicOnly = "public"
+    /// `/appliance` only.
+    case adminOnly = "admin"
+
+    public var servesAppliance: Bool { self != .publicOnly }
+    public var servesSite: Bool { self != .adminOnly }
+}
+
+/// A3: one IP configuration entry as the client sends it.
+public struct AddressInput: Codable, Sendable, Equatable {
+    public var enabled: Bool
+    public var port: String
+    public var address: String
+    public var subnetMask: String
+    public var access: AccessType
+
+    public init(enabled: Bool, port: String, address: String, subnetMask: String, access: AccessType) {
+        self.enabled = enabled
+        self.port = port
+        self.address = address
+        self.subnetMask = subnetMask
+        self.access = access
+    }
+}
+
+/// A3: one IP configuration entry as stored, with whether a listener answers on it right now.
+public struct AddressEntry: Codable, Sendable, Equatable {
+    public var id: Int64
+    public var enabled: Bool
+    public var port: String
+    public var address: String
+    public var subnetMask: String
+    public var access: AccessType
+    public var listening: Bool
+
+    public init(
+        id: Int64,
+        enabled: Bool,
+        port: String,
+        address: String,
+        subnetMask: String,
+        access: AccessType,
+        listening: Bool
+    ) {
+        self.id = id
+        self.enabled = enabled
+        self.port = port
+        self.address = address
+        self.subnetMask = subnetMask
+        self.access = access
+        self.listening = listening
+    }
+}
+
+public struct NetworkSettings: Codable, Sendable, Equatable {
+    public var hostname: String
+    public var defaultGateway: String?
+    public var dnsServers: [String]
+    public var ntpServers: [String]
+
+    public init(hostname: String, defaultGateway: String?, dnsServers: [String], ntpServers: [String]) {
+        self.hostname = hostname
+        self.defaultGateway = defaultGateway
+        self.dnsServers = dnsServers
+        self.ntpServers = ntpServers
+    }
+}
+
+public struct NetworkResponse: Codable, Sendable {
+    public var settings: NetworkSettings
+    public var addresses: [AddressEntry]
+    /// Shown on every network page: network changes interrupt users.
+    public var warning: String
+
+    public init(settings: NetworkSettings, addresses: [AddressEntry], warning: String) {
+        self.settings = settings
+        self.addresses = addresses
+        self.warning = warning
+    }
+}
+
+public struct AddressChangeResponse: Codable, Sendable {
+    public var address: AddressEntry?
+    public var warning: String
+
+    public init(address: AddressEntry?, warning: String) {
+        self.address = address
+        self.warning = warning
+    }
+}
+
+/// A2: password policy, lockout and session lifetime (the security page).
+public struct SecurityPolicy: Codable, Sendable, Equatable {
+    public var minimumPasswordLength: Int
+    public var requireUppercase: Bool
+    public var requireLowercase: Bool
+    public var requireDigit: Bool
+    public var requireSymbol: Bool
+    /// Consecutive failed logins after which the account locks.
+    public var maxFailedLogins: Int
+    public var lockoutSeconds: Int
+    /// After n consecutive failures the next attempt waits `backoffBaseSeconds * 2^(n-1)` seconds (at most 60).
+    public var backoffBaseSeconds: Double
+    public var sessionLifetimeSeconds: Int
+
+    public init(
+        minimumPasswordLength: Int,
+        requireUppercase: Bool,
+        requireLowercase: Bool,
+        requireDigit: Bool,
+        requireSymbol: Bool,
+        maxFailedLogins: Int,
+        lockoutSeconds: Int,
+        backoffBaseSeconds: Double,
+        sessionLifetimeSeconds: Int
+    ) {
+        self.minimumPasswordLength = minimumPasswordLength
+        self.requireUppercase = requireUppercase
+        self.requireLowercase = requireLowercase
+        self.requireDigit = requireDigit
+        self.requireSymbol = requireSymbol
+        self.maxFailedLogins = maxFailedLogins
+        self.lockoutSeconds = lockoutSeconds
+        self.backoffBaseSeconds = backoffBaseSeconds
+        self.sessionLifetimeSeconds = sessionLifetimeSeconds
+    }
+
+    public static let factoryDefault = SecurityPolicy(
+        minimumPasswordLength: 10,
+        requireUppercase: true,
+        requireLowercase: true,
+        requireDigit: true,
+        requireSymbol: false,
+        maxFailedLogins: 5,
+        lockoutSeconds: 300,
+        backoffBaseSeconds: 1,
+        sessionLifetimeSeconds: 8 * 3600
+    )
+}
+
+public struct UserInput: Codable, Sendable {
+    public var username: String
+    public var displayName: String
+    public var email: String
+    public var password: String
+
+    public init(username: String, displayName: String, email: String, password: String) {
+        self.username = username
+        self.displayName = displayName
+        self.email = email
+        self.password = password
+    }
+}
+
+public struct UserInfo: Codable, Sendable, Equatable {
+    public var username: String
+    public var displayName: String
+    public var email: String
+    public var isAdministrator: Bool
+
+    public init(username: String, displayName: String, email: String, isAdministrator: Bool) {
+        self.username = username
+        self.displayName = displayName
+        self.email = email
+        self.isAdministrator = isAdministrator
+    }
+}
+
+/// One row of logged session history.
+public struct HistoryRow: Codable, Sendable, Equatable {
+    public var id: Int64?
+    public var sessionId: String
+    public var username: String
+    public var target: String
+    public var proto: String
+    public var startedAt: Date
+    public var endedAt: Date
+    public var bytesTransferred: Int64
+    public var summary: String
+
+    public init(
+        id: Int64? = nil,
+        sessionId: String,
+        username: String,
+        target: String,
+        proto: String,
+        startedAt: Date,
+        endedAt: Date,
+        bytesTransferred: Int64,
+        summary: String
+    ) {
+        self.id = id
+        self.sessionId = sessionId
+        self.username = username
+        self.target = target
+        self.proto = proto
+        self.startedAt = startedAt
+        self.endedAt = endedAt
+        self.bytesTransferred = bytesTransferred
+        self.summary = summary
+    }
+}
+
+public struct HistoryPage: Codable, Sendable {
+    public var total: Int
+    public var rows: [HistoryRow]
+
+    public init(total: Int, rows: [HistoryRow]) {
+        self.total = total
+        self.rows = rows
+    }
+}
+
+public struct AppendHistoryRequest: Codable, Sendable {
+    public var rows: [HistoryRow]
+
+    public init(rows: [HistoryRow]) { self.rows = rows }
+}
+
+/// A file of the file store or a session recording.
+public struct StoredFileInfo: Codable, Sendable, Equatable {
+    public var name: String
+    public var size: Int64
+    public var sha256: String
+    public var modifiedAt: Date
+
+    public init(name: String, size: Int64, sha256: String, modifiedAt: Date) {
+        self.name = name
+        self.size = size
+        self.sha256 = sha256
+        self.modifiedAt = modifiedAt
+    }
+}
+
+/// What a site holds, with digests, so two boxes can be compared after a restore or a migration.
+public struct SiteSummary: Codable, Sendable, Equatable {
+    public var siteVersion: String
+    public var settingsCount: Int
+    public var settingsDigest: String
+    public var userCount: Int
+    public var usersDigest: String
+    public var historyRows: Int
+    public var historyDigest: String
+    public var fileCount: Int
+    public var fileBytes: Int64
+    public var filesDigest: String
+    public var recordingCount: Int
+    public var recordingBytes: Int64
+    public var recordingsDigest: String
+
+    public init(
+        siteVersion: String,
+        settingsCount: Int,
+        settingsDigest: String,
+        userCount: Int,
+        usersDigest: String,
+        historyRows: Int,
+        historyDigest: String,
+        fileCount: Int,
+        fileBytes: Int64,
+        filesDigest: String,
+        recordingCount: Int,
+        recordingBytes: Int64,
+        recordingsDigest: String
+    ) {
+        self.siteVersion = siteVersion
+        self.settingsCount = settingsCount
+        self.settingsDigest = settingsDigest
+        self.userCount = userCount
+        self.usersDigest = usersDigest
+        self.historyRows = historyRows
+        self.historyDigest = historyDigest
+        self.fileCount = fileCount
+        self.fileBytes = fileBytes
+        self.filesDigest = filesDigest
+        self.recordingCount = recordingCount
+        self.recordingBytes = recordingBytes
+        self.recordingsDigest = recordingsDigest
+    }
+}
+
+public struct GenerateSiteDataRequest: Codable, Sendable {
+    /// Total bytes to generate across history, file store and recordings.
+    public var bytes: Int64
+    public var seed: UInt64
+
+    public init(bytes: Int64, seed: UInt64) {
+        self.bytes = bytes
+        self.seed = seed
+    }
+}
+
+public struct BackupRequest: Codable, Sendable {
+    /// Optional; when nil or empty the backup is a plain tar archive.
+    public var password: String?
+    public var includeHistory: Bool
+
+    public init(password: String?, includeHistory: Bool) {
+        self.password = password
+        self.includeHistory = includeHistory
+    }
+}
+
+public struct RestoreResponse: Codable, Sendable {
+    public var siteVersion: String
+    public var createdAt: Date
+    public var sourceApplianceId: String
+    public var counts: [String: Int]
+
+    public init(siteVersion: String, createdAt: Date, sourceApplianceId: String, counts: [String: Int]) {
+        self.siteVersion = siteVersion
+        self.createdAt = createdAt
+        self.sourceApplianceId = sourceApplianceId
+        self.counts = counts
+    }
+}
+
+public struct FactoryResetRequest: Codable, Sendable {
+    /// The appliance's hostname typed back, so a reset is never an accident.
+    public var confirmHostname: String
+
+    public init(confirmHostname: String) { self.confirmHostname = confirmHostname }
+}
+
+/// The header carrying the backup password on a restore upload (the body is the backup file itself).
+public let backupPasswordHeader = "X-Backup-Password"
+
+/// JSON coding used on both sides: ISO 8601 dates with fractional seconds.
+public enum APICoding {
+    public static func encoder() -> JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .custom { date, encoder in
+            var container = encoder.singleValueContainer()
+            try container.encode(formatDate(date))
+        }
+        encoder.outputFormatting = [.sortedKeys]
+        return encoder
+    }
+
+    public static func decoder() -> JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .custom { decoder in
+            let container = try decoder.singleValueContainer()
+            let text = try container.decode(String.self)
+            guard let date = parseDate(text) else {
+                throw DecodingError.dataCorruptedError(
+                    in: container,
+                    debugDescription: "expected an ISO 8601 date, got \(text)"
+                )
+            }
+            return date
+        }
+        return decoder
+    }
+
+    public static func formatDate(_ date: Date) -> String {
+        Date.ISO8601FormatStyle(includingFractionalSeconds: true).format(date)
+    }
+
+    public static func parseDate(_ text: String) -> Date? {
+        if let date = try? Date.ISO8601FormatStyle(includingFractionalSeconds: true).parse(text) {
+            return date
+        }
+        return try? Date.ISO8601FormatStyle().parse(text)
+    }
+}

@@ -1,0 +1,244 @@
+import ApplianceAPI
+import ApplianceStore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+
+/// Builds the router of the management API from `Endpoint.all`: every endpoint has exactly one handler.
+enum ApplianceRouter {
+    typealias Handler = @Sendable (Request, ApplianceRequestContext) async throws -> Response
+
+    static func build(_ appliance: Appliance) -> Router<ApplianceRequestContext> {
+        let router = Router(context: ApplianceRequestContext.self)
+        router.add(middleware: ErrorMappingMiddleware())
+        router.add(middleware: AccessTypeMiddleware(appliance: appliance))
+        router.add(middleware: AuthenticationMiddleware(appliance: appliance))
+        let handlers = handlers(appliance)
+        for endpoint in Endpoint.all {
+            guard let handler = handlers[endpoint] else {
+                preconditionFailure("no handler for \(endpoint)")
+            }
+            router.on(RouterPath(endpoint.path), method: HTTPRequest.Method(endpoint.method)!) { request, context in
+                try await handler(request, context)
+            }
+        }
+        return router
+    }
+
+    // swift-format-ignore: FunctionBodyLength
+    static func handlers(_ appliance: Appliance) -> [Endpoint: Handler] {
+        [
+            .health: { _, _ in
+                let (healthy, body) = appliance.health()
+                return try json(body, status: healthy ? .ok : .internalServerError)
+            },
+            .login: { request, context in
+                let input = try await request.decode(as: LoginRequest.self, context: context)
+                let result = try appliance.site.login(username: input.username, password: input.password)
+                return try json(
+                    LoginResponse(
+                        token: result.token,
+                        expiresAt: result.expiresAt,
+                        passwordChangeRequired: result.passwordChangeRequired
+                    )
+                )
+            },
+            .logout: { _, context in
+                try appliance.site.logout(token: context.token ?? "")
+                return Response(status: .noContent)
+            },
+            .changePassword: { request, context in
+                let input = try await request.decode(as: ChangePasswordRequest.self, context: context)
+                guard let user = context.user, let token = context.token else { throw unauthenticated }
+                try appliance.site.changePassword(
+                    user: user,
+                    token: token,
+                    current: input.currentPassword,
+                    new: input.newPassword
+                )
+                return Response(status: .noContent)
+            },
+            .status: { _, _ in try json(try appliance.status()) },
+            .network: { _, _ in try json(try await appliance.network()) },
+            .updateNetworkSettings: { request, context in
+                let input = try await request.decode(as: NetworkSettings.self, context: context)
+                _ = try appliance.updateNetworkSettings(input)
+                return try json(try await appliance.network())
+            },
+            .addAddress: { request, context in
+                let input = try await request.decode(as: AddressInput.self, context: context)
+                let entry = try await appliance.addAddress(input)
+                return try json(AddressChangeResponse(address: entry, warning: Appliance.networkWarning), status: .created)
+            },
+            .updateAddress: { request, context in
+                let input = try await request.decode(as: AddressInput.self, context: context)
+                let entry = try await appliance.updateAddress(id: try id(context), input)
+                return try json(AddressChangeResponse(address: entry, warning: Appliance.networkWarning))
+            },
+            .deleteAddress: { _, context in
+                try await appliance.deleteAddress(id: try id(context))
+                return try json(AddressChangeResponse(address: nil, warning: Appliance.networkWarning))
+            },
+            .listRecordings: { _, _ in try json(try appliance.box.recordings()) },
+            .putRecording: { request, context in
+                let name = try name(context)
+                let info = try await appliance.receiveFile(
+                    request.body,
+                    to: appliance.directory.recordings.appendingPathComponent(name)
+                )
+                try appliance.box.saveRecording(info)
+                return try json(info, status: .created)
+            },
+            .getRecording: { _, context in
+                let name = try name(context)
+                guard let info = try appliance.box.recording(named: name) else {
+                    throw ApplianceServerError.notFound("there is no recording named \(name)")
+                }
+                return try fileResponse(appliance.directory.recordings.appendingPathComponent(name), info: info)
+            },
+            .factoryReset: { request, context in
+                let input = try await request.decode(as: FactoryResetRequest.self, context: context)
+                try await appliance.factoryReset(confirmHostname: input.confirmHostname)
+                return Response(status: .accepted)
+            },
+            .shutdown: { _, _ in
+                appliance.requestShutdown()
+                return Response(status: .accepted)
+            },
+            .security: { _, _ in try json(try appliance.site.securityPolicy()) },
+            .updateSecurity: { request, context in
+                let input = try await request.decode(as: SecurityPolicy.self, context: context)
+                try appliance.site.updateSecurityPolicy(input)
+                return try json(try appliance.site.securityPolicy())
+            },
+            .settings: { _, _ in try json(try appliance.site.settings()) },
+            .updateSettings: { request, context in
+                let input = try await request.decode(as: [String: String].self, context: context)
+                try appliance.site.updateSettings(input)
+                return try json(try appliance.site.settings())
+            },
+            .listUsers: { _, _ in try json(try appliance.site.users()) },
+            .createUser: { request, context in
+                let input = try await request.decode(as: UserInput.self, context: context)
+                return try json(try appliance.site.createUser(input), status: .created)
+            },
+            .listHistory: { request, _ in
+                let offset = max(0, request.uri.queryParameters.get("offset", as: Int.self) ?? 0)
+                let limit = min(max(1, request.uri.queryParameters.get("limit", as: Int.self) ?? 100), 10_000)
+                return try json(try appliance.site.history(offset: offset, limit: limit))
+            },
+            .appendHistory: { request, context in
+                let input = try await request.decode(as: AppendHistoryRequest.self, context: context)
+                try appliance.site.appendHistory(input.rows)
+                return Response(status: .noContent)
+            },
+            .listFiles: { _, _ in try json(try appliance.site.files()) },
+            .putFile: { request, context in
+                let name = try name(context)
+                let info = try await appliance.receiveFile(
+                    request.body,
+                    to: appliance.directory.files.appendingPathComponent(name)
+                )
+                try appliance.site.saveFile(info)
+                return try json(info, status: .created)
+            },
+            .getFile: { _, context in
+                let name = try name(context)
+                guard let info = try appliance.site.file(named: name) else {
+                    throw ApplianceServerError.notFound("there is no file named \(name) in the file store")
+                }
+                return try fileResponse(appliance.directory.files.appendingPathComponent(name), info: info)
+            },
+            .siteSummary: { _, _ in try json(try appliance.siteSummary()) },
+            .generateSiteData: { request, context in
+                let input = try await request.decode(as: GenerateSiteDataRequest.self, context: context)
+                guard input.bytes > 0, input.bytes <= 64 * 1024 * 1024 * 1024 else {
+                    throw ApplianceServerError.badRequest("bytes must be between 1 and 64 GiB")
+                }
+                let result = try SiteDataGenerator(totalBytes: input.bytes, seed: input.seed)
+                    .run(directory: appliance.directory, site: appliance.site, box: appliance.box)
+                return try json(try appliance.siteSummary(), status: result.bytes > 0 ? .created : .ok)
+            },
+            .backup: { request, context in
+                let input = try await request.decode(as: BackupRequest.self, context: context)
+                let (filename, body) = try appliance.backup(input)
+                return Response(
+                    status: .ok,
+                    headers: [
+                        .contentType: "application/octet-stream",
+                        .contentDisposition: "attachment; filename=\"\(filename)\"",
+                    ],
+                    body: body
+                )
+            },
+            .restore: { request, _ in
+                let password = request.headers[HTTPField.Name(backupPasswordHeader)!]
+                return try json(try await appliance.restore(body: request.body, password: password))
+            },
+        ]
+    }
+
+    static let unauthenticated = ApplianceServerError(.unauthorized, "unauthorized", "log in first")
+
+    static func json<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok) throws -> Response {
+        let data = try APICoding.encoder().encode(value)
+        return Response(
+            status: status,
+            headers: [.contentType: "application/json"],
+            body: .init(byteBuffer: ByteBuffer(bytes: data))
+        )
+    }
+
+    static func id(_ context: ApplianceRequestContext) throws -> Int64 {
+        guard let id = context.parameters.get("id", as: Int64.self) else {
+            throw ApplianceServerError.badRequest("the address id must be a number")
+        }
+        return id
+    }
+
+    static func name(_ context: ApplianceRequestContext) throws -> String {
+        let name = context.parameters.get("name") ?? ""
+        try StoredFileName.validate(name)
+        return name
+    }
+
+    /// Streams a stored file in 256 KiB pieces.
+    static func fileResponse(_ url: URL, info: StoredFileInfo) throws -> Response {
+        let handle = try FileHandle(forReadingFrom: url)
+        return Response(
+            status: .ok,
+            headers: [.contentType: "application/octet-stream", .contentLength: "\(info.size)", .eTag: info.sha256],
+            body: ResponseBody(contentLength: Int(info.size)) { writer in
+                defer { try? handle.close() }
+                while let data = try handle.read(upToCount: 256 * 1024), !data.isEmpty {
+                    try await writer.write(ByteBuffer(bytes: data))
+                }
+                try await writer.finish(nil)
+            }
+        )
+    }
+}
+
+extension Appliance {
+    /// Streams an upload into a scratch file, then moves it into place; returns its size and SHA-256.
+    func receiveFile(_ body: RequestBody, to destination: URL) async throws -> StoredFileInfo {
+        let writer = try FileWriter(scratch: directory.scratchFile("upload"))
+        do {
+            for try await buffer in body {
+                try buffer.withUnsafeReadableBytes { try writer.write($0) }
+            }
+            let (size, sha256) = try writer.finish()
+            try writer.commit(to: destination)
+            return StoredFileInfo(
+                name: destination.lastPathComponent,
+                size: size,
+                sha256: sha256,
+                modifiedAt: Date()
+            )
+        } catch {
+            writer.discard()
+            throw error
+        }
+    }
+}

@@ -1,0 +1,104 @@
+import ApplianceAPI
+import ApplianceStore
+import BackupFormat
+import Hummingbird
+import Logging
+
+/// Turns store and format errors into API errors; everything else stays a 500 without detail, logged.
+struct ErrorMappingMiddleware: RouterMiddleware {
+    typealias Context = ApplianceRequestContext
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
+        async throws -> Response
+    {
+        do {
+            return try await next(request, context)
+        } catch let error as StoreError {
+            throw ApplianceServerError(error)
+        } catch let error as BackupFormatError {
+            throw ApplianceServerError(error)
+        } catch let error as ApplianceServerError {
+            throw error
+        } catch let error as any HTTPResponseError {
+            throw error
+        } catch {
+            context.logger.error(
+                "Request failed",
+                metadata: ["request.path": "\(request.uri.path)", "error": "\(String(reflecting: error))"]
+            )
+            throw ApplianceServerError(
+                .internalServerError,
+                "internal",
+                "the appliance hit an internal error; see its log and try again"
+            )
+        }
+    }
+}
+
+/// A3 access types: an address that serves only the public site does not answer `/appliance`, and an
+/// admin-only address does not answer `/login`.
+struct AccessTypeMiddleware: RouterMiddleware {
+    typealias Context = ApplianceRequestContext
+    let appliance: Appliance
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
+        async throws -> Response
+    {
+        let path = request.uri.path
+        if let local = context.localAddress,
+            let entry = try appliance.box.addresses().first(where: { $0.address == local })
+        {
+            if path.hasPrefix("/appliance") && !entry.access.servesAppliance {
+                throw ApplianceServerError(
+                    .forbidden,
+                    "wrong_address",
+                    "\(local) serves only the public site; reach /appliance through an admin address"
+                )
+            }
+            if path.hasPrefix("/login") && !entry.access.servesSite {
+                throw ApplianceServerError(
+                    .forbidden,
+                    "wrong_address",
+                    "\(local) serves only /appliance; reach /login through a public address"
+                )
+            }
+        }
+        return try await next(request, context)
+    }
+}
+
+/// A2: bearer sessions, the factory-password gate, and administrator-only areas.
+struct AuthenticationMiddleware: RouterMiddleware {
+    typealias Context = ApplianceRequestContext
+    let appliance: Appliance
+
+    static let open: Set<Endpoint> = [.health, .login]
+    static let allowedBeforePasswordChange: Set<Endpoint> = [.logout, .changePassword]
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
+        async throws -> Response
+    {
+        let method = request.method.rawValue
+        let path = request.uri.path
+        if Self.open.contains(where: { $0.method == method && $0.path == path }) {
+            return try await next(request, context)
+        }
+        guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else {
+            throw ApplianceServerError(.unauthorized, "unauthorized", "log in first (POST /api/session)")
+        }
+        let token = String(header.dropFirst("Bearer ".count))
+        let user = try appliance.site.authenticate(token: token)
+        if user.passwordChangeRequired
+            && !Self.allowedBeforePasswordChange.contains(where: { $0.method == method && $0.path == path })
+        {
+            throw ApplianceServerError.passwordChangeRequired
+        }
+        if !user.isAdministrator && (path.hasPrefix("/appliance") || path.hasPrefix("/login/api")) {
+            throw ApplianceServerError(.forbidden, "forbidden", "this needs an administrator account")
+        }
+        var context = context
+        context.user = user
+        context.token = token
+        return try await next(request, context)
+    }
+}

@@ -1,0 +1,413 @@
+public import ApplianceAPI
+import Foundation
+import GRDB
+
+/// What a box is when it leaves the factory (and after a factory reset).
+public struct FactorySettings: Sendable {
+    public var hostname: String
+    /// The management address the box answers on from the first start: `--listen`.
+    public var listenAddress: String
+    public var baseVersion: String
+    public var siteVersion: String
+
+    public init(hostname: String, listenAddress: String, baseVersion: String, siteVersion: String) {
+        self.hostname = hostname
+        self.listenAddress = listenAddress
+        self.baseVersion = baseVersion
+        self.siteVersion = siteVersion
+    }
+}
+
+/// The factory certificate or an imported one, as stored.
+public struct StoredCertificate: Sendable, Equatable {
+    public var id: Int64
+    public var name: String
+    public var certificatePEM: String
+    public var privateKeyPEM: String?
+    public var chainPEM: String
+    public var isFactory: Bool
+}
+
+/// The box's own state: network, certificates, installed software and the recordings index.
+///
+/// It is not part of a backup and survives a restore; a factory reset deletes it.
+public final class BoxDatabase: Sendable {
+    let writer: DatabasePool
+
+    /// Opens (and migrates) `box.sqlite`, filling it with factory state when it is new.
+    public init(
+        directory: DataDirectory,
+        factory: FactorySettings,
+        makeCertificate: () throws -> (certificatePEM: String, privateKeyPEM: String)
+    ) throws {
+        let isNew = !FileManager.default.fileExists(atPath: directory.boxDatabase.path)
+        writer = try DatabasePool(path: directory.boxDatabase.path, configuration: Self.configuration())
+        try Self.migrator.migrate(writer)
+        let hasConfig = try writer.read { try BoxConfigRecord.fetchOne($0) } != nil
+        if isNew || !hasConfig {
+            let certificate = try makeCertificate()
+            try writer.write { db in
+                try BoxConfigRecord(
+                    id: 1,
+                    hostname: factory.hostname,
+                    defaultGateway: nil,
+                    dnsServers: "[]",
+                    ntpServers: "[\"0.debian.pool.ntp.org\",\"1.debian.pool.ntp.org\"]"
+                ).insert(db)
+                var address = AddressRecord(
+                    id: nil,
+                    enabled: true,
+                    port: "eth0",
+                    address: factory.listenAddress,
+                    subnetMask: factory.listenAddress.hasPrefix("127.") ? "255.0.0.0" : "255.255.255.0",
+                    access: AccessType.both.rawValue
+                )
+                try address.insert(db)
+                try SoftwareRecord(name: "base", kind: "base", version: factory.baseVersion, installedAt: Date())
+                    .insert(db)
+                try SoftwareRecord(name: "site", kind: "site", version: factory.siteVersion, installedAt: Date())
+                    .insert(db)
+                var cert = CertificateRecord(
+                    id: nil,
+                    name: "factory",
+                    certificatePEM: certificate.certificatePEM,
+                    privateKeyPEM: certificate.privateKeyPEM,
+                    chainPEM: "",
+                    isFactory: true,
+                    createdAt: Date()
+                )
+                try cert.insert(db)
+            }
+        }
+    }
+
+    static func configuration() -> Configuration {
+        var config = Configuration()
+        config.busyMode = .timeout(10)
+        config.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        return config
+    }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.create(table: "box_config") { t in
+                t.primaryKey("id", .integer)
+                t.column("hostname", .text).notNull()
+                t.column("defaultGateway", .text)
+                t.column("dnsServers", .text).notNull()
+                t.column("ntpServers", .text).notNull()
+            }
+            try db.create(table: "network_address") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("enabled", .boolean).notNull()
+                t.column("port", .text).notNull()
+                t.column("address", .text).notNull().unique()
+                t.column("subnetMask", .text).notNull()
+                t.column("access", .text).notNull()
+            }
+            try db.create(table: "software") { t in
+                t.primaryKey("name", .text)
+                t.column("kind", .text).notNull()
+                t.column("version", .text).notNull()
+                t.column("installedAt", .datetime).notNull()
+            }
+            try db.create(table: "certificate") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("name", .text).notNull()
+                t.column("certificatePEM", .text).notNull()
+                t.column("privateKeyPEM", .text)
+                t.column("chainPEM", .text).notNull()
+                t.column("isFactory", .boolean).notNull()
+                t.column("createdAt", .datetime).notNull()
+            }
+            try db.create(table: "recording") { t in
+                t.primaryKey("name", .text)
+                t.column("size", .integer).notNull()
+                t.column("sha256", .text).notNull()
+                t.column("modifiedAt", .datetime).notNull()
+            }
+        }
+        return migrator
+    }
+
+    // MARK: Box configuration
+
+    public func networkSettings() throws -> NetworkSettings {
+        try writer.read { db in
+            guard let config = try BoxConfigRecord.fetchOne(db) else {
+                throw StoreError(.storage, "the box configuration is missing; restart applianced to recreate it")
+            }
+            return config.settings
+        }
+    }
+
+    public func updateNetworkSettings(_ settings: NetworkSettings) throws {
+        try writer.write { db in
+            try BoxConfigRecord(settings).update(db)
+        }
+    }
+
+    public func installedSoftware() throws -> InstalledSoftware {
+        try writer.read { db in
+            let rows = try SoftwareRecord.fetchAll(db)
+            return InstalledSoftware(
+                baseVersion: rows.first { $0.kind == "base" }?.version ?? "0",
+                siteVersion: rows.first { $0.kind == "site" }?.version ?? "0",
+                addons: rows.filter { $0.kind == "addon" }.map { "\($0.name) \($0.version)" }.sorted()
+            )
+        }
+    }
+
+    // MARK: Addresses
+
+    public func addresses() throws -> [AddressConfig] {
+        try writer.read { db in try AddressRecord.order(Column("id")).fetchAll(db).map(\.config) }
+    }
+
+    /// Applies `change` to the address list inside one transaction after `validate` accepted the result.
+    ///
+    /// `validate` sees the complete list as it would be and throws to refuse; then nothing is written.
+    public func changeAddresses(
+        _ change: (inout [AddressConfig]) throws -> Void,
+        validate: ([AddressConfig]) throws -> Void
+    ) throws -> [AddressConfig] {
+        try writer.write { db in
+            let before = try AddressRecord.order(Column("id")).fetchAll(db)
+            var after = before.map(\.config)
+            try change(&after)
+            try validate(after)
+            let keep = Set(after.compactMap(\.id))
+            for old in before where !keep.contains(old.id ?? -1) {
+                _ = try old.delete(db)
+            }
+            var saved: [AddressConfig] = []
+            for config in after {
+                var record = AddressRecord(config)
+                if record.id == nil {
+                    try record.insert(db)
+                } else {
+                    try record.update(db)
+                }
+                saved.append(record.config)
+            }
+            return saved
+        }
+    }
+
+    // MARK: Certificates
+
+    /// The certificate the listeners serve: the factory one until certificates can be assigned (issue 3).
+    public func activeCertificate() throws -> StoredCertificate {
+        try writer.read { db in
+            guard let record = try CertificateRecord.filter(Column("isFactory") == true).fetchOne(db) else {
+                throw StoreError(.storage, "the factory certificate is missing; a factory reset recreates it")
+            }
+            return record.stored
+        }
+    }
+
+    // MARK: Recordings index
+
+    public func recordings() throws -> [StoredFileInfo] {
+        try writer.read { db in try FileRecord.recordings.order(Column("name")).fetchAll(db).map(\.info) }
+    }
+
+    public func recording(named name: String) throws -> StoredFileInfo? {
+        try writer.read { db in try FileRecord.recordings.filter(key: name).fetchOne(db)?.info }
+    }
+
+    public func saveRecording(_ info: StoredFileInfo) throws {
+        try writer.write { db in try FileRecord(info).upsert(db, table: "recording") }
+    }
+
+    /// Closes the database so its file can be deleted (factory reset).
+    public func close() throws {
+        try writer.close()
+    }
+}
+
+// MARK: Records
+
+struct BoxConfigRecord: Codable, FetchableRecord, PersistableRecord {
+    static let databaseTableName = "box_config"
+    var id: Int64
+    var hostname: String
+    var defaultGateway: String?
+    var dnsServers: String
+    var ntpServers: String
+
+    init(id: Int64, hostname: String, defaultGateway: String?, dnsServers: String, ntpServers: String) {
+        self.id = id
+        self.hostname = hostname
+        self.defaultGateway = defaultGateway
+        self.dnsServers = dnsServers
+        self.ntpServers = ntpServers
+    }
+
+    init(_ settings: NetworkSettings) {
+        self.id = 1
+        self.hostname = settings.hostname
+        self.defaultGateway = settings.defaultGateway
+        self.dnsServers = Self.encode(settings.dnsServers)
+        self.ntpServers = Self.encode(settings.ntpServers)
+    }
+
+    var settings: NetworkSettings {
+        NetworkSettings(
+            hostname: hostname,
+            defaultGateway: defaultGateway,
+            dnsServers: Self.decode(dnsServers),
+            ntpServers: Self.decode(ntpServers)
+        )
+    }
+
+    static func encode(_ list: [String]) -> String {
+        (try? String(decoding: JSONEncoder().encode(list), as: UTF8.self)) ?? "[]"
+    }
+
+    static func decode(_ text: String) -> [String] {
+        (try? JSONDecoder().decode([String].self, from: Data(text.utf8))) ?? []
+    }
+}
+
+/// One IP configuration entry (A3) as the box holds it.
+public struct AddressConfig: Sendable, Equatable {
+    public var id: Int64?
+    public var enabled: Bool
+    public var port: String
+    public var address: String
+    public var subnetMask: String
+    public var access: AccessType
+
+    public init(id: Int64?, enabled: Bool, port: String, address: String, subnetMask: String, access: AccessType) {
+        self.id = id
+        self.enabled = enabled
+        self.port = port
+        self.address = address
+        self.subnetMask = subnetMask
+        self.access = access
+    }
+
+    public init(id: Int64?, _ input: AddressInput) {
+        self.init(
+            id: id,
+            enabled: input.enabled,
+            port: input.port,
+            address: input.address,
+            subnetMask: input.subnetMask,
+            access: input.access
+        )
+    }
+}
+
+struct AddressRecord: Codable, FetchableRecord, MutablePersistableRecord {
+    static let databaseTableName = "network_address"
+    var id: Int64?
+    var enabled: Bool
+    var port: String
+    var address: String
+    var subnetMask: String
+    var access: String
+
+    init(id: Int64?, enabled: Bool, port: String, address: String, subnetMask: String, access: String) {
+        self.id = id
+        self.enabled = enabled
+        self.port = port
+        self.address = address
+        self.subnetMask = subnetMask
+        self.access = access
+    }
+
+    init(_ config: AddressConfig) {
+        self.init(
+            id: config.id,
+            enabled: config.enabled,
+            port: config.port,
+            address: config.address,
+            subnetMask: config.subnetMask,
+            access: config.access.rawValue
+        )
+    }
+
+    var config: AddressConfig {
+        AddressConfig(
+            id: id,
+            enabled: enabled,
+            port: port,
+            address: address,
+            subnetMask: subnetMask,
+            access: AccessType(rawValue: access) ?? .both
+        )
+    }
+
+    mutating func didInsert(_ inserted: InsertionSuccess) {
+        id = inserted.rowID
+    }
+}
+
+struct SoftwareRecord: Codable, FetchableRecord, PersistableRecord {
+    static let databaseTableName = "software"
+    var name: String
+    var kind: String
+    var version: String
+    var installedAt: Date
+}
+
+struct CertificateRecord: Codable, FetchableRecord, MutablePersistableRecord {
+    static let databaseTableName = "certificate"
+    var id: Int64?
+    var name: String
+    var certificatePEM: String
+    var privateKeyPEM: String?
+    var chainPEM: String
+    var isFactory: Bool
+    var createdAt: Date
+
+    mutating func didInsert(_ inserted: InsertionSuccess) {
+        id = inserted.rowID
+    }
+
+    var stored: StoredCertificate {
+        StoredCertificate(
+            id: id ?? 0,
+            name: name,
+            certificatePEM: certificatePEM,
+            privateKeyPEM: privateKeyPEM,
+            chainPEM: chainPEM,
+            isFactory: isFactory
+        )
+    }
+}
+
+/// A row of the file store index (site) or the recordings index (box): same shape, different tables.
+struct FileRecord: Codable, FetchableRecord, PersistableRecord {
+    static let databaseTableName = "stored_file"
+    static let recordings = Table<FileRecord>("recording")
+    var name: String
+    var size: Int64
+    var sha256: String
+    var modifiedAt: Date
+
+    init(_ info: StoredFileInfo) {
+        self.name = info.name
+        self.size = info.size
+        self.sha256 = info.sha256
+        self.modifiedAt = info.modifiedAt
+    }
+
+    var info: StoredFileInfo { StoredFileInfo(name: name, size: size, sha256: sha256, modifiedAt: modifiedAt) }
+
+    func upsert(_ db: Database, table: String) throws {
+        try db.execute(
+            sql: """
+                INSERT INTO \(table) (name, size, sha256, modifiedAt) VALUES (?, ?, ?, ?)
+                ON CONFLICT(name) DO UPDATE SET size = excluded.size, sha256 = excluded.sha256,
+                modifiedAt = excluded.modifiedAt
+                """,
+            arguments: [name, size, sha256, modifiedAt]
+        )
+    }
+}

@@ -1,0 +1,19 @@
+import ArgumentParser
+
+/// The provisioner and migration tool.
+@main
+struct Appliancectl: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "appliancectl",
+        abstract: "Provision, back up, restore and migrate appliances.",
+        discussion: """
+            Appliances are addressed as HOST:PORT. Passwords come from environment variables (default \
+            APPLIANCE_PASSWORD) or 0600 files, never from arguments. The first contact with an appliance records \
+            the SHA-256 pin of its TLS key; later contacts refuse a different key.
+            """,
+        subcommands: [
+            Status.self, Pin.self, FirstLogin.self, Login.self, Backup.self, Restore.self, FactoryReset.self,
+            Shutdown.self, Populate.self, Summary.self,
+        ]
+    )
+}

@@ -1,0 +1,76 @@
+import ApplianceServer
+import ArgumentParser
+import Logging
+import ServiceLifecycle
+import UnixSignals
+
+/// The appliance daemon: `applianced --data-dir DIR --listen 127.0.0.11:8443`.
+@main
+struct Applianced: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "applianced",
+        abstract: "The appliance management plane: HTTPS API, state under --data-dir."
+    )
+
+    @Option(help: "Directory holding the appliance's state (created if missing).")
+    var dataDir: String
+
+    @Option(help: "Factory management address and the TLS port of every address, as ADDRESS:PORT.")
+    var listen: String = "127.0.0.11:8443"
+
+    @Option(help: "Hostname at first start (default: appliance-<id>).")
+    var hostname: String?
+
+    @Option(help: "Site version the box ships with at first start and after a factory reset.")
+    var factorySiteVersion: String = ApplianceVersions.site
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String = "info"
+
+    func validate() throws {
+        guard parseListen() != nil else {
+            throw ValidationError("--listen must be ADDRESS:PORT, e.g. 127.0.0.11:8443 or [::1]:8443")
+        }
+        guard Logger.Level(rawValue: logLevel) != nil else {
+            throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
+        }
+    }
+
+    func parseListen() -> (address: String, port: Int)? {
+        guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]),
+            (1...65535).contains(port)
+        else { return nil }
+        var address = String(listen[..<colon])
+        if address.hasPrefix("[") && address.hasSuffix("]") { address = String(address.dropFirst().dropLast()) }
+        return address.isEmpty ? nil : (address, port)
+    }
+
+    func run() async throws {
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "applianced")
+        guard let (address, port) = parseListen() else { throw ValidationError("bad --listen") }
+        let appliance = try Appliance(
+            configuration: ApplianceConfiguration(
+                dataDirectory: dataDir,
+                listenAddress: address,
+                port: port,
+                hostname: hostname,
+                factorySiteVersion: factorySiteVersion
+            ),
+            logger: logger
+        )
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [ApplianceService(appliance: appliance)],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            )
+        )
+        try await group.run()
+    }
+}
