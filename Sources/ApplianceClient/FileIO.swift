@@ -1,17 +1,29 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import NIOCore
 import NIOPosix
 
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 /// Runs blocking file system work on NIO's shared thread pool so it never stalls the cooperative pool or an
 /// event loop.
+///
+/// Deliberately not cancellable (unlike `NIOThreadPool.runIfActive`): each piece of work is short, and clean-up
+/// such as closing a descriptor or deleting a partial file must still run in a task that was just cancelled.
 private func onFileThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-    try await NIOThreadPool.singleton.runIfActive(body)
+    try await withCheckedThrowingContinuation { continuation in
+        NIOThreadPool.singleton.submit { state in
+            guard case .active = state else {
+                continuation.resume(throwing: NIOThreadPoolError.ThreadPoolInactive())
+                return
+            }
+            continuation.resume(with: Result(catching: body))
+        }
+    }
 }
 
 /// The text of a POSIX error number, e.g. "No space left on device".

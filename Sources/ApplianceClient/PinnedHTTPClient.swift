@@ -19,7 +19,7 @@ public final class PinnedHTTPClient: Sendable {
     public let port: Int
     /// The expected key pin, or nil to accept any key (first contact).
     public let pin: TLSPin?
-    /// How long to wait for the TCP connection.
+    /// How long to wait for the TCP connection, and then again for the TLS handshake.
     public let connectTimeout: Duration
     /// An upper bound for a whole request (connect, handshake, upload, response), or nil for none.
     public let requestTimeout: Duration?
@@ -129,7 +129,7 @@ public final class PinnedHTTPClient: Sendable {
             eventLoopGroup: eventLoopGroup,
             connectTimeout: connectTimeout
         )
-        let peer = try await client.withConnection { _, _, peer in peer }
+        let peer = try await client.withConnection { connection in connection.peer }
         return (peer.pin, pemEncodeCertificate(peer.certificateDER))
     }
 }
@@ -140,6 +140,14 @@ extension PinnedHTTPClient {
     private typealias AsyncHTTPChannel = NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>
     private typealias Inbound = NIOAsyncChannelInboundStream<HTTPClientResponsePart>
     private typealias Outbound = NIOAsyncChannelOutboundWriter<HTTPClientRequestPart>
+
+    /// An established connection whose handshake (and pin check) succeeded.
+    private struct OpenConnection: Sendable {
+        var inbound: Inbound
+        var outbound: Outbound
+        var peer: PeerObservation.Peer
+        var channel: any NIOCore.Channel
+    }
 
     private enum RequestBody: Sendable {
         case none
@@ -189,15 +197,8 @@ extension PinnedHTTPClient {
                     headers: headers,
                     contentLength: contentLength
                 )
-                let result = try await self.withConnection { inbound, outbound, peer in
-                    try await self.exchange(
-                        head: head,
-                        body: prepared,
-                        target: target,
-                        inbound: inbound,
-                        outbound: outbound,
-                        pin: peer.pin
-                    )
+                let result = try await self.withConnection { connection in
+                    try await self.exchange(head: head, body: prepared, target: target, connection: connection)
                 }
                 if case .file(let reader, _) = prepared {
                     await reader.release()
@@ -292,7 +293,7 @@ extension PinnedHTTPClient {
     /// Connects, completes the TLS handshake (checking the pin), and runs `body` with the connection, which is
     /// closed afterwards.
     private func withConnection<Result: Sendable>(
-        _ body: (Inbound, Outbound, PeerObservation.Peer) async throws -> Result
+        _ body: (OpenConnection) async throws -> Result
     ) async throws -> Result {
         let address = self.address
         let expected = self.pin
@@ -307,6 +308,8 @@ extension PinnedHTTPClient {
                     channel.close(promise: nil)
                 }
             } catch {
+                // A cancelled caller gets CancellationError rather than the closed connection it caused.
+                try Task.checkCancellation()
                 throw handshakeError(
                     error,
                     address: address,
@@ -325,8 +328,15 @@ extension PinnedHTTPClient {
                 )
             }
             do {
-                return try await body(inbound, outbound, peer)
+                let connection = OpenConnection(
+                    inbound: inbound,
+                    outbound: outbound,
+                    peer: peer,
+                    channel: channel
+                )
+                return try await body(connection)
             } catch {
+                try Task.checkCancellation()
                 throw exchangeError(error, address: address)
             }
         }
@@ -373,7 +383,8 @@ extension PinnedHTTPClient {
                         let pipeline = channel.pipeline.syncOperations
                         do {
                             try pipeline.addHandler(tlsHandler)
-                            try pipeline.addHandler(HandshakeWaiter(promise: handshakePromise, timeout: handshakeTimeout))
+                            let waiter = HandshakeWaiter(promise: handshakePromise, timeout: handshakeTimeout)
+                            try pipeline.addHandler(waiter)
                         } catch {
                             handshakePromise.fail(error)
                             throw error
@@ -397,17 +408,28 @@ extension PinnedHTTPClient {
         head: HTTPRequestHead,
         body: PreparedBody,
         target: ResponseTarget,
-        inbound: Inbound,
-        outbound: Outbound,
-        pin: TLSPin
+        connection: OpenConnection
     ) async throws -> HTTPResult {
         let address = self.address
+        let outbound = connection.outbound
+        let channel = connection.channel
         return try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
-                try await Self.writeRequest(head: head, body: body, to: outbound)
+                do {
+                    try await Self.writeRequest(head: head, body: body, to: outbound, eventLoop: channel.eventLoop)
+                } catch {
+                    // The appliance would wait for the rest of the body forever; hang up so the read ends too.
+                    channel.close(promise: nil)
+                    throw error
+                }
             }
             do {
-                let result = try await Self.readResponse(from: inbound, target: target, pin: pin, address: address)
+                let result = try await Self.readResponse(
+                    from: connection.inbound,
+                    target: target,
+                    pin: connection.peer.pin,
+                    address: address
+                )
                 // Any unfinished upload is no longer wanted; the connection closes once we return.
                 group.cancelAll()
                 return result
@@ -430,7 +452,12 @@ extension PinnedHTTPClient {
         }
     }
 
-    private static func writeRequest(head: HTTPRequestHead, body: PreparedBody, to outbound: Outbound) async throws {
+    private static func writeRequest(
+        head: HTTPRequestHead,
+        body: PreparedBody,
+        to outbound: Outbound,
+        eventLoop: any EventLoop
+    ) async throws {
         switch body {
         case .none:
             try await outbound.write(contentsOf: [.head(head), .end(nil)])
@@ -451,8 +478,11 @@ extension PinnedHTTPClient {
                             + "and try again"
                     )
                 }
-                // Suspends while the connection is not writable, so at most one chunk waits in memory.
                 try await outbound.write(.body(.byteBuffer(chunk)))
+                // The writer only suspends once the channel reports itself unwritable, and it hands writes to the
+                // event loop without waiting. Catching up with the loop keeps that report current, so at most
+                // about one chunk beyond the channel's write buffer is ever in memory.
+                try await eventLoop.submit {}.get()
                 sent += Int64(chunk.readableBytes)
                 throttle.report(sent)
             }

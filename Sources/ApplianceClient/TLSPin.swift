@@ -1,3 +1,5 @@
+import ApplianceCrypto
+
 /// A public-key pin: `"sha256:"` followed by the lowercase hex SHA-256 of a certificate's DER
 /// SubjectPublicKeyInfo.
 ///
@@ -11,7 +13,7 @@ public struct TLSPin: Sendable, Hashable, Codable, CustomStringConvertible, Loss
 
     /// Creates the pin of a DER-encoded SubjectPublicKeyInfo.
     public init(spkiDER: [UInt8]) {
-        self.digest = SHA256.hash(spkiDER)
+        self.digest = SHA256Hasher.hash(spkiDER)
     }
 
     /// Parses `"sha256:<64 hex digits>"`. The prefix and the hex digits may be in either case; anything else

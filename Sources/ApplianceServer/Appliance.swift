@@ -211,7 +211,7 @@ public final class Appliance: Sendable {
             let dropped = current.subtracting(Set(saved.filter(\.enabled).map(\.address)))
             if !dropped.isEmpty {
                 // Let this response leave first when it travels over an address being disabled.
-                Task { [listeners] in
+                Task.detached { [listeners] in
                     try? await Task.sleep(for: .milliseconds(100))
                     for address in dropped { await listeners.stop(address) }
                 }
@@ -226,7 +226,6 @@ public final class Appliance: Sendable {
     public func addAddress(_ input: AddressInput) async throws -> AddressEntry {
         let saved = try await changeAddresses { $0.append(AddressConfig(id: nil, input)) }
         guard let added = saved.last else { throw ApplianceServerError.notFound("the new address was not saved") }
-        try? await Task.sleep(for: .milliseconds(1))
         return entry(added, listening: await listeners.addresses)
     }
 
@@ -276,6 +275,7 @@ public final class Appliance: Sendable {
             try fm.moveItem(at: item, to: directory.resetTrash.appendingPathComponent(item.lastPathComponent))
         }
         try directory.syncDirectory(directory.root)
+        try fm.removeItem(at: directory.resetTrash)
         try directory.prepare(logger: logger)
         let fresh = try Self.openBox(directory, configuration, applianceId)
         boxStore.withLock { $0 = fresh }
@@ -283,7 +283,7 @@ public final class Appliance: Sendable {
         let tls = try tlsConfiguration()
         let desired = try desiredListeners()
         // Restart the listeners with the new certificate once this response has left.
-        Task { [listeners] in
+        Task.detached { [listeners] in
             try? await Task.sleep(for: .milliseconds(200))
             await listeners.setTLSConfiguration(tls)
             await listeners.stopAll()

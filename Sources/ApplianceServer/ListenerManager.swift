@@ -61,7 +61,9 @@ actor ListenerManager {
             configuration: .init(services: [app], gracefulShutdownSignals: [], logger: logger)
         )
         let logger = self.logger
-        let task = Task {
+        // Detached: a listener started from a request handler must not inherit that listener's graceful-shutdown
+        // context (a task-local of ServiceLifecycle), or stopping the old listener would stop the new one.
+        let task = Task.detached {
             do {
                 try await group.run()
             } catch {

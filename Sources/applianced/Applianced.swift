@@ -66,7 +66,10 @@ struct Applianced: AsyncParsableCommand {
         )
         let group = ServiceGroup(
             configuration: .init(
-                services: [ApplianceService(appliance: appliance)],
+                services: [
+                    // A shutdown through the API ends the service on purpose: the process then exits 0.
+                    .init(service: ApplianceService(appliance: appliance), successTerminationBehavior: .gracefullyShutdownGroup)
+                ],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             )

@@ -76,35 +76,52 @@ import Testing
         #expect(again == "unauthorized")
     }
 
-    @Test func failedLoginsBackOffThenLock() async throws {
-        let box = try await TestBox()
-        defer { box.stop() }
+    static func setPolicy(_ box: TestBox, _ change: (inout SecurityPolicy) -> Void) async throws {
         let admin = try await box.admin()
         var policy: SecurityPolicy = try await admin.call(.security)
-        policy.maxFailedLogins = 3
-        policy.lockoutSeconds = 3
-        policy.backoffBaseSeconds = 1
+        change(&policy)
         let _: SecurityPolicy = try await admin.call(.updateSecurity, body: policy)
+    }
 
+    @Test func failedLoginsBackOff() async throws {
+        let box = try await TestBox()
+        defer { box.stop() }
+        try await Self.setPolicy(box) { $0.backoffBaseSeconds = 5 }
         let connection = box.connection()
         #expect(await refusal { _ = try await connection.login(username: "admin", password: "wrong-1") } == "unauthorized")
-        // Immediately again: backoff (1 s after the first failure).
+        // Inside the backoff window even the right password waits, and the answer says how long.
         do {
             _ = try await connection.login(username: "admin", password: TestBox.adminPassword)
             Issue.record("a login inside the backoff window was accepted")
         } catch let error as ApplianceClientError {
             #expect(error.apiStatus == 429)
             #expect(error.apiCode == "login_backoff")
+            #expect(error.message.contains("wait"))
         }
-        try await Task.sleep(for: .milliseconds(1100))
+        // Other users are not affected.
+        #expect(await refusal { _ = try await connection.login(username: "nobody", password: "x") } == "unauthorized")
+    }
+
+    @Test func repeatedFailuresLockTheAccount() async throws {
+        let box = try await TestBox()
+        defer { box.stop() }
+        try await Self.setPolicy(box) {
+            $0.maxFailedLogins = 3
+            $0.lockoutSeconds = 3
+            $0.backoffBaseSeconds = 0
+        }
+        let connection = box.connection()
+        #expect(await refusal { _ = try await connection.login(username: "admin", password: "wrong-1") } == "unauthorized")
         #expect(await refusal { _ = try await connection.login(username: "admin", password: "wrong-2") } == "unauthorized")
-        try await Task.sleep(for: .milliseconds(2100))
         #expect(await refusal { _ = try await connection.login(username: "admin", password: "wrong-3") } == "account_locked")
         // Locked: even the right password is refused until the lockout ends.
-        #expect(
-            await refusal { _ = try await connection.login(username: "admin", password: TestBox.adminPassword) }
-                == "account_locked"
-        )
+        do {
+            _ = try await connection.login(username: "admin", password: TestBox.adminPassword)
+            Issue.record("a locked account logged in")
+        } catch let error as ApplianceClientError {
+            #expect(error.apiStatus == 423)
+            #expect(error.apiCode == "account_locked")
+        }
         try await Task.sleep(for: .seconds(3.2))
         let login = try await connection.login(username: "admin", password: TestBox.adminPassword)
         #expect(!login.passwordChangeRequired)

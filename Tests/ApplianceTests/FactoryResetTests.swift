@@ -12,13 +12,13 @@ import Testing
         let _: [String: String] = try await admin.call(.updateSettings, body: ["smtp.host": "mail.example.test"])
         let user: UserInfo = try await admin.call(
             .createUser,
-            body: UserInput(username: "jonas", displayName: "Jonas", email: "jonas@example.test", password: "Jonas-Pass-123")
+            body: UserInput(username: "jonas", displayName: "Jonas", email: "jonas@example.test", password: "Secret-Pass-123")
         )
         #expect(user.username == "jonas")
         #expect(await refusal {
             let _: UserInfo = try await admin.call(
                 .createUser,
-                body: UserInput(username: "jonas", displayName: "J", email: "", password: "Jonas-Pass-123")
+                body: UserInput(username: "jonas", displayName: "J", email: "", password: "Secret-Pass-123")
             )
         } == "conflict")
         #expect(await refusal {
@@ -28,7 +28,7 @@ import Testing
             )
         } == "password_policy")
         // A non-administrator cannot reach the management areas.
-        let jonas = try await box.connection().login(username: "jonas", password: "Jonas-Pass-123")
+        let jonas = try await box.connection().login(username: "jonas", password: "Secret-Pass-123")
         #expect(await refusal { let _: StatusResponse = try await box.connection().authenticated(jonas.token).call(.status) } == "forbidden")
 
         // A 40 MiB file and a recording stream up and down with matching checksums.
@@ -81,6 +81,7 @@ import Testing
             #expect(error.code == .pinMismatch)
         }
         try await box.waitUntilHealthy()
+        box.factoryFresh = true
         #expect(box.pin != oldPin)
         #expect(!(await NetworkTests.answers(box, on: extra, within: .milliseconds(300))))
 

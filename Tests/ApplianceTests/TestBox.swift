@@ -20,6 +20,8 @@ final class TestBox: @unchecked Sendable {
     let extraArguments: [String]
     private(set) var process: Process
     private(set) var pin: TLSPin?
+    /// Whether the next `admin()` must do the first login (a new data directory, or after a factory reset).
+    var factoryFresh: Bool
 
     var endpoint: String { "\(address):\(Self.port)" }
 
@@ -30,6 +32,7 @@ final class TestBox: @unchecked Sendable {
         self.dataDir = dir
         self.logFile = dir.deletingLastPathComponent().appendingPathComponent(dir.lastPathComponent + ".log")
         self.extraArguments = arguments
+        self.factoryFresh = dataDir == nil
         self.process = Process()
         try await start()
     }
@@ -42,7 +45,7 @@ final class TestBox: @unchecked Sendable {
             "--data-dir", dataDir.path, "--listen", "\(address):\(Self.port)", "--log-level", "notice",
         ] + extraArguments
         if !FileManager.default.fileExists(atPath: logFile.path) {
-            FileManager.default.createFile(atPath: logFile.path, contents: nil)
+            _ = FileManager.default.createFile(atPath: logFile.path, contents: nil)
         }
         let log = try FileHandle(forWritingTo: logFile)
         try log.seekToEnd()
@@ -81,9 +84,12 @@ final class TestBox: @unchecked Sendable {
     /// Logs in as admin, doing the first login (factory password change) when needed.
     func admin() async throws -> ApplianceConnection {
         let connection = connection()
-        if let login = try? await connection.login(username: "admin", password: Self.adminPassword) {
-            return connection.authenticated(login.token)
+        if !factoryFresh {
+            return connection.authenticated(
+                try await connection.login(username: "admin", password: Self.adminPassword).token
+            )
         }
+        factoryFresh = false
         let factory = try await connection.login(username: "admin", password: "password")
         #expect(factory.passwordChangeRequired)
         let session = connection.authenticated(factory.token)
