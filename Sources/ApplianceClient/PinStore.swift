@@ -1,7 +1,7 @@
 public import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The pins `appliancectl` has recorded, one per appliance address, in a 0600 JSON file.

@@ -128,7 +128,9 @@ extension Appliance {
             counts["recordingsKept"] = try box.recordings().count
             logger.notice(
                 "Site restored",
-                metadata: ["restore.source": "\(manifest.applianceId)", "restore.siteVersion": "\(manifest.siteVersion)"]
+                metadata: [
+                    "restore.source": "\(manifest.applianceId)", "restore.siteVersion": "\(manifest.siteVersion)",
+                ]
             )
             return RestoreResponse(
                 siteVersion: manifest.siteVersion,

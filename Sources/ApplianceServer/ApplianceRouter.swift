@@ -69,7 +69,10 @@ enum ApplianceRouter {
             .addAddress: { request, context in
                 let input = try await request.decode(as: AddressInput.self, context: context)
                 let entry = try await appliance.addAddress(input)
-                return try json(AddressChangeResponse(address: entry, warning: Appliance.networkWarning), status: .created)
+                return try json(
+                    AddressChangeResponse(address: entry, warning: Appliance.networkWarning),
+                    status: .created
+                )
             },
             .updateAddress: { request, context in
                 let input = try await request.decode(as: AddressInput.self, context: context)

@@ -3,7 +3,7 @@ import ApplianceStore
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The refusals of SPEC A3, checked on the whole address list as it would be after a change.

@@ -1,9 +1,9 @@
 public import Foundation
+public import Logging
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
-public import Logging
 
 /// The layout of an appliance's data directory.
 ///

@@ -57,7 +57,8 @@ public final class FileWriter {
 public enum StoredFileName {
     public static func validate(_ name: String) throws {
         let allowed = name.unicodeScalars.allSatisfy {
-            ($0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0))) || "._-".unicodeScalars.contains($0)
+            ($0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0)))
+                || "._-".unicodeScalars.contains($0)
         }
         guard allowed, !name.isEmpty, name.count <= 128, !name.hasPrefix(".") else {
             throw StoreError(

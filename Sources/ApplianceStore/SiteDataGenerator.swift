@@ -135,7 +135,12 @@ public struct SiteDataGenerator {
             }
             let (written, sha256) = try writer.finish()
             try writer.commit(to: destination)
-            return StoredFileInfo(name: destination.lastPathComponent, size: written, sha256: sha256, modifiedAt: Date())
+            return StoredFileInfo(
+                name: destination.lastPathComponent,
+                size: written,
+                sha256: sha256,
+                modifiedAt: Date()
+            )
         } catch {
             writer.discard()
             throw error

@@ -366,8 +366,9 @@ public final class SiteDatabase: Sendable {
     static func isValidUsername(_ name: String) -> Bool {
         !name.isEmpty && name.count <= 64
             && name.unicodeScalars.allSatisfy {
-                ($0.properties.isAlphabetic && $0.isASCII) || ("0"..."9").contains($0) || "._-".unicodeScalars
-                    .contains($0)
+                ($0.properties.isAlphabetic && $0.isASCII) || ("0"..."9").contains($0)
+                    || "._-".unicodeScalars
+                        .contains($0)
             }
     }
 

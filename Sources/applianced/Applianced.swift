@@ -68,7 +68,10 @@ struct Applianced: AsyncParsableCommand {
             configuration: .init(
                 services: [
                     // A shutdown through the API ends the service on purpose: the process then exits 0.
-                    .init(service: ApplianceService(appliance: appliance), successTerminationBehavior: .gracefullyShutdownGroup)
+                    .init(
+                        service: ApplianceService(appliance: appliance),
+                        successTerminationBehavior: .gracefullyShutdownGroup
+                    )
                 ],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger

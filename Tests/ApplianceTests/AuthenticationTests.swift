@@ -88,7 +88,9 @@ import Testing
         defer { box.stop() }
         try await Self.setPolicy(box) { $0.backoffBaseSeconds = 5 }
         let connection = box.connection()
-        #expect(await refusal { _ = try await connection.login(username: "admin", password: "wrong-1") } == "unauthorized")
+        #expect(
+            await refusal { _ = try await connection.login(username: "admin", password: "wrong-1") } == "unauthorized"
+        )
         // Inside the backoff window even the right password waits, and the answer says how long.
         do {
             _ = try await connection.login(username: "admin", password: TestBox.adminPassword)
@@ -111,9 +113,15 @@ import Testing
             $0.backoffBaseSeconds = 0
         }
         let connection = box.connection()
-        #expect(await refusal { _ = try await connection.login(username: "admin", password: "wrong-1") } == "unauthorized")
-        #expect(await refusal { _ = try await connection.login(username: "admin", password: "wrong-2") } == "unauthorized")
-        #expect(await refusal { _ = try await connection.login(username: "admin", password: "wrong-3") } == "account_locked")
+        #expect(
+            await refusal { _ = try await connection.login(username: "admin", password: "wrong-1") } == "unauthorized"
+        )
+        #expect(
+            await refusal { _ = try await connection.login(username: "admin", password: "wrong-2") } == "unauthorized"
+        )
+        #expect(
+            await refusal { _ = try await connection.login(username: "admin", password: "wrong-3") } == "account_locked"
+        )
         // Locked: even the right password is refused until the lockout ends.
         do {
             _ = try await connection.login(username: "admin", password: TestBox.adminPassword)
@@ -137,7 +145,10 @@ import Testing
         // A refused policy changes nothing.
         var bad = policy
         bad.minimumPasswordLength = 2
-        #expect(await refusal { let _: SecurityPolicy = try await admin.call(.updateSecurity, body: bad) } == "invalid_input")
+        #expect(
+            await refusal { let _: SecurityPolicy = try await admin.call(.updateSecurity, body: bad) }
+                == "invalid_input"
+        )
 
         let connection = box.connection()
         let short = try await connection.login(username: "admin", password: TestBox.adminPassword)

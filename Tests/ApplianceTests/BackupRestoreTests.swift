@@ -5,7 +5,7 @@ import Foundation
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The parts of a site a restore must carry over, compared by digest.
@@ -133,9 +133,21 @@ func readBackup(_ file: URL, password: String?) throws -> (manifest: BackupManif
         let box = try await TestBox()
         defer { box.stop() }
         let admin = try await box.admin()
-        try await admin.perform(.appendHistory, body: AppendHistoryRequest(rows: [
-            HistoryRow(sessionId: "s1", username: "anna", target: "db01", proto: "ssh", startedAt: Date(), endedAt: Date(), bytesTransferred: 10, summary: "x"),
-        ]))
+        try await admin.perform(
+            .appendHistory,
+            body: AppendHistoryRequest(rows: [
+                HistoryRow(
+                    sessionId: "s1",
+                    username: "anna",
+                    target: "db01",
+                    proto: "ssh",
+                    startedAt: Date(),
+                    endedAt: Date(),
+                    bytesTransferred: 10,
+                    summary: "x"
+                )
+            ])
+        )
         let _: [String: String] = try await admin.call(.updateSettings, body: ["site.name": "Plain"])
         let file = try await Self.backup(admin, password: nil, history: false)
         let (manifest, members) = try readBackup(file, password: nil)
@@ -191,7 +203,10 @@ func readBackup(_ file: URL, password: String?) throws -> (manifest: BackupManif
             let code = await attempt(data.prefix(cut), password: Self.password)
             #expect(code == "backup_truncated" || code == "backup_corrupt", "cut at \(cut): \(code ?? "accepted")")
         }
-        #expect(await attempt(Data((0..<100_000).map { UInt8(truncatingIfNeeded: $0 &* 7919) }), password: nil) == "backup_corrupt")
+        #expect(
+            await attempt(Data((0..<100_000).map { UInt8(truncatingIfNeeded: $0 &* 7919) }), password: nil)
+                == "backup_corrupt"
+        )
 
         let after = SiteState(try await targetAdmin.call(.siteSummary))
         #expect(after == before, "a refused restore changed the site")
@@ -235,7 +250,9 @@ func readBackup(_ file: URL, password: String?) throws -> (manifest: BackupManif
         var observed: [SiteState] = []
 
         // Kill points: fractions of the upload, then delays after the upload completed (verification, commit).
-        let points: [(fraction: Double, delayMs: Int)] = [(0.3, 0), (0.8, 0), (1.0, 0), (1.0, 30), (1.0, 120), (1.0, 400)]
+        let points: [(fraction: Double, delayMs: Int)] = [
+            (0.3, 0), (0.8, 0), (1.0, 0), (1.0, 30), (1.0, 120), (1.0, 400),
+        ]
         for point in points {
             let admin = try await target.admin()
             let pid = target.process.processIdentifier

@@ -12,24 +12,37 @@ import Testing
         let _: [String: String] = try await admin.call(.updateSettings, body: ["smtp.host": "mail.example.test"])
         let user: UserInfo = try await admin.call(
             .createUser,
-            body: UserInput(username: "jonas", displayName: "Jonas", email: "jonas@example.test", password: "Secret-Pass-123")
+            body: UserInput(
+                username: "jonas",
+                displayName: "Jonas",
+                email: "jonas@example.test",
+                password: "Secret-Pass-123"
+            )
         )
         #expect(user.username == "jonas")
-        #expect(await refusal {
-            let _: UserInfo = try await admin.call(
-                .createUser,
-                body: UserInput(username: "jonas", displayName: "J", email: "", password: "Secret-Pass-123")
-            )
-        } == "conflict")
-        #expect(await refusal {
-            let _: UserInfo = try await admin.call(
-                .createUser,
-                body: UserInput(username: "weak", displayName: "W", email: "", password: "weak")
-            )
-        } == "password_policy")
+        #expect(
+            await refusal {
+                let _: UserInfo = try await admin.call(
+                    .createUser,
+                    body: UserInput(username: "jonas", displayName: "J", email: "", password: "Secret-Pass-123")
+                )
+            } == "conflict"
+        )
+        #expect(
+            await refusal {
+                let _: UserInfo = try await admin.call(
+                    .createUser,
+                    body: UserInput(username: "weak", displayName: "W", email: "", password: "weak")
+                )
+            } == "password_policy"
+        )
         // A non-administrator cannot reach the management areas.
         let jonas = try await box.connection().login(username: "jonas", password: "Secret-Pass-123")
-        #expect(await refusal { let _: StatusResponse = try await box.connection().authenticated(jonas.token).call(.status) } == "forbidden")
+        #expect(
+            await refusal {
+                let _: StatusResponse = try await box.connection().authenticated(jonas.token).call(.status)
+            } == "forbidden"
+        )
 
         // A 40 MiB file and a recording stream up and down with matching checksums.
         let dir = TestSupport.temporaryDirectory("files")
@@ -44,9 +57,16 @@ import Testing
         let back = dir.appendingPathComponent("back.bin")
         try await admin.download(.getFile, name: "big.bin", to: back.path)
         #expect(try Data(contentsOf: back) == bytes)
-        #expect(await refusal { try await admin.download(.getFile, name: "missing.bin", to: dir.appendingPathComponent("x").path) } == "not_found")
+        #expect(
+            await refusal {
+                try await admin.download(.getFile, name: "missing.bin", to: dir.appendingPathComponent("x").path)
+            } == "not_found"
+        )
         #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("x").path))
-        #expect(await refusal { _ = try await admin.upload(.putFile, name: ".hidden", fromFile: big.path) } == "invalid_input")
+        #expect(
+            await refusal { _ = try await admin.upload(.putFile, name: ".hidden", fromFile: big.path) }
+                == "invalid_input"
+        )
 
         let page: HistoryPage = try await admin.call(.listHistory)
         #expect(page.total == 0)
@@ -61,7 +81,10 @@ import Testing
         defer { box.stop() }
         let admin = try await box.admin()
         let status: StatusResponse = try await admin.call(.status)
-        let _: SiteSummary = try await admin.call(.generateSiteData, body: GenerateSiteDataRequest(bytes: 4 << 20, seed: 3))
+        let _: SiteSummary = try await admin.call(
+            .generateSiteData,
+            body: GenerateSiteDataRequest(bytes: 4 << 20, seed: 3)
+        )
         let extra = TestSupport.nextAddress()
         let _: AddressChangeResponse = try await admin.call(
             .addAddress,
@@ -69,7 +92,11 @@ import Testing
         )
         let oldPin = try #require(box.pin)
 
-        #expect(await refusal { try await admin.perform(.factoryReset, body: FactoryResetRequest(confirmHostname: "wrong")) } == "invalid_input")
+        #expect(
+            await refusal {
+                try await admin.perform(.factoryReset, body: FactoryResetRequest(confirmHostname: "wrong"))
+            } == "invalid_input"
+        )
         try await admin.perform(.factoryReset, body: FactoryResetRequest(confirmHostname: status.hostname))
 
         // The listeners restart with a new factory certificate; the old pin no longer matches.

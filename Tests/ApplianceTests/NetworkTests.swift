@@ -78,19 +78,51 @@ import Testing
         func add(_ input: AddressInput) async -> String? {
             await refusal { let _: AddressChangeResponse = try await admin.call(.addAddress, body: input) }
         }
-        #expect(await add(.init(enabled: true, port: "eth1", address: "300.1.1.1", subnetMask: "255.0.0.0", access: .both)) == "invalid_input")
-        #expect(await add(.init(enabled: true, port: "eth1", address: free, subnetMask: "255.0.255.0", access: .both)) == "invalid_input")
-        #expect(await add(.init(enabled: true, port: "eth1", address: free, subnetMask: "banana", access: .both)) == "invalid_input")
-        #expect(await add(.init(enabled: true, port: "wlan0", address: free, subnetMask: "255.0.0.0", access: .both)) == "invalid_input")
-        #expect(await add(.init(enabled: true, port: "eth1", address: box.address, subnetMask: "255.0.0.0", access: .both)) == "conflict")
+        #expect(
+            await add(.init(enabled: true, port: "eth1", address: "300.1.1.1", subnetMask: "255.0.0.0", access: .both))
+                == "invalid_input"
+        )
+        #expect(
+            await add(.init(enabled: true, port: "eth1", address: free, subnetMask: "255.0.255.0", access: .both))
+                == "invalid_input"
+        )
+        #expect(
+            await add(.init(enabled: true, port: "eth1", address: free, subnetMask: "banana", access: .both))
+                == "invalid_input"
+        )
+        #expect(
+            await add(.init(enabled: true, port: "wlan0", address: free, subnetMask: "255.0.0.0", access: .both))
+                == "invalid_input"
+        )
+        #expect(
+            await add(.init(enabled: true, port: "eth1", address: box.address, subnetMask: "255.0.0.0", access: .both))
+                == "conflict"
+        )
         // The network address of a subnet is not a host address.
-        #expect(await add(.init(enabled: true, port: "eth1", address: "127.0.0.0", subnetMask: "255.0.0.0", access: .both)) == "invalid_input")
+        #expect(
+            await add(.init(enabled: true, port: "eth1", address: "127.0.0.0", subnetMask: "255.0.0.0", access: .both))
+                == "invalid_input"
+        )
 
         // The last address reaching /appliance can be neither removed, disabled, nor made public-only.
-        #expect(await refusal { try await admin.perform(.deleteAddress, parameters: ["id": "\(factory.id)"]) } == "conflict")
+        #expect(
+            await refusal { try await admin.perform(.deleteAddress, parameters: ["id": "\(factory.id)"]) } == "conflict"
+        )
         for change in [
-            AddressInput(enabled: false, port: "eth0", address: factory.address, subnetMask: factory.subnetMask, access: .both),
-            AddressInput(enabled: true, port: "eth0", address: factory.address, subnetMask: factory.subnetMask, access: .publicOnly),
+            AddressInput(
+                enabled: false,
+                port: "eth0",
+                address: factory.address,
+                subnetMask: factory.subnetMask,
+                access: .both
+            ),
+            AddressInput(
+                enabled: true,
+                port: "eth0",
+                address: factory.address,
+                subnetMask: factory.subnetMask,
+                access: .publicOnly
+            ),
         ] {
             let code = await refusal {
                 let _: AddressChangeResponse = try await admin.call(
@@ -134,7 +166,13 @@ import Testing
         let adminAddress = TestSupport.nextAddress()
         let _: AddressChangeResponse = try await admin.call(
             .addAddress,
-            body: AddressInput(enabled: true, port: "eth2", address: adminAddress, subnetMask: "255.0.0.0", access: .adminOnly)
+            body: AddressInput(
+                enabled: true,
+                port: "eth2",
+                address: adminAddress,
+                subnetMask: "255.0.0.0",
+                access: .adminOnly
+            )
         )
         let viaAdmin = box.connection(host: adminAddress).authenticated(login.token)
         let _: StatusResponse = try await viaAdmin.call(.status)
@@ -146,8 +184,17 @@ import Testing
             dnsServers: [],
             ntpServers: []
         )
-        #expect(await refusal { let _: NetworkResponse = try await viaAdmin.call(.updateNetworkSettings, body: settingsUpdate) } == "invalid_input")
-        let good = NetworkSettings(hostname: "pra-test-01", defaultGateway: "127.0.0.1", dnsServers: ["127.0.0.53"], ntpServers: ["ntp.example.test"])
+        #expect(
+            await refusal {
+                let _: NetworkResponse = try await viaAdmin.call(.updateNetworkSettings, body: settingsUpdate)
+            } == "invalid_input"
+        )
+        let good = NetworkSettings(
+            hostname: "pra-test-01",
+            defaultGateway: "127.0.0.1",
+            dnsServers: ["127.0.0.53"],
+            ntpServers: ["ntp.example.test"]
+        )
         let updated: NetworkResponse = try await viaAdmin.call(.updateNetworkSettings, body: good)
         #expect(updated.settings == good)
     }

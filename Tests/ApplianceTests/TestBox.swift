@@ -5,7 +5,7 @@ import Synchronization
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A real `applianced` process on its own loopback address, as a physical box is on a developer machine.
@@ -41,9 +41,10 @@ final class TestBox: @unchecked Sendable {
     func start() async throws {
         let process = Process()
         process.executableURL = TestSupport.binary("applianced")
-        process.arguments = [
-            "--data-dir", dataDir.path, "--listen", "\(address):\(Self.port)", "--log-level", "notice",
-        ] + extraArguments
+        process.arguments =
+            [
+                "--data-dir", dataDir.path, "--listen", "\(address):\(Self.port)", "--log-level", "notice",
+            ] + extraArguments
         if !FileManager.default.fileExists(atPath: logFile.path) {
             _ = FileManager.default.createFile(atPath: logFile.path, contents: nil)
         }
@@ -190,7 +191,9 @@ enum TestSupport {
         let stdout = out.fileHandleForReading.readDataToEndOfFile()
         let stderr = err.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
+        return (
+            process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self)
+        )
     }
 }
 

@@ -45,8 +45,10 @@ struct Login: AsyncParsableCommand {
         if printToken {
             print(login.token)
         } else {
-            print("Logged in to \(box.address) as \(box.user); session valid until "
-                + APICoding.formatDate(login.expiresAt))
+            print(
+                "Logged in to \(box.address) as \(box.user); session valid until "
+                    + APICoding.formatDate(login.expiresAt)
+            )
         }
     }
 }

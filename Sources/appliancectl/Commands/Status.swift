@@ -12,7 +12,9 @@ struct Status: AsyncParsableCommand {
         let connection = try await box.connect()
         let (healthy, health, _) = try await connection.health()
         guard (try? box.password()) != nil else {
-            if box.json { try printJSON(health) } else {
+            if box.json {
+                try printJSON(health)
+            } else {
                 print("\(box.address): \(health.status) \(health.hostname) id \(health.applianceId)")
                 if let reason = health.reason { print("reason: \(reason)") }
             }
@@ -33,7 +35,9 @@ struct Status: AsyncParsableCommand {
             print("Appliance   \(status.hostname) (\(status.applianceId)) at \(box.address)")
             print("Health      \(health.status)\(health.reason.map { ": \($0)" } ?? "")")
             print("Software    base \(status.software.baseVersion), site \(status.software.siteVersion)")
-            if !status.software.addons.isEmpty { print("Add-ons     \(status.software.addons.joined(separator: ", "))") }
+            if !status.software.addons.isEmpty {
+                print("Add-ons     \(status.software.addons.joined(separator: ", "))")
+            }
             print("Clock       \(APICoding.formatDate(status.clock.utc)) (\(status.clock.source))")
             print("NTP         \(status.clock.ntpServers.joined(separator: ", "))")
             print("Uptime      \(Int(status.uptimeSeconds)) s")
