@@ -1,0 +1,136 @@
+import ApplianceAPI
+import ApplianceClient
+import Foundation
+import Testing
+
+/// `appliancectl` as an operator runs it: secrets from the environment, pins recorded and enforced, backups that
+/// the standard `age` tool opens.
+@Suite struct CommandLineTests {
+    struct CLI {
+        let home: URL
+        var environment: [String: String]
+
+        init() {
+            home = TestSupport.temporaryDirectory("ctl")
+            environment = [
+                "APPLIANCECTL_HOME": home.path,
+                "APPLIANCE_PASSWORD": TestBox.adminPassword,
+                "BACKUP_PASSWORD": "cli-Backup-Pass-9",
+            ]
+        }
+
+        func run(_ arguments: [String], environment extra: [String: String] = [:]) throws -> (
+            status: Int32, stdout: String, stderr: String
+        ) {
+            try TestSupport.run(
+                TestSupport.binary("appliancectl").path,
+                arguments,
+                environment: environment.merging(extra) { $1 }
+            )
+        }
+    }
+
+    @Test func backupWrittenByAppliancectlOpensWithAge() async throws {
+        let box = try await TestBox()
+        defer { box.stop() }
+        let cli = CLI()
+        let first = try cli.run(["first-login", box.endpoint])
+        #expect(first.status == 0, "\(first.stderr)")
+        #expect(first.stderr.contains("recorded its key pin \(box.pin?.description ?? "?")"))
+        let populate = try cli.run(["populate", box.endpoint, "--size", "3MiB"])
+        #expect(populate.status == 0, "\(populate.stderr)")
+
+        let out = TestSupport.temporaryDirectory("cli").appendingPathComponent("site.backup")
+        let backup = try cli.run(["backup", box.endpoint, "--out", out.path])
+        #expect(backup.status == 0, "\(backup.stderr)")
+        #expect(backup.stderr.contains("backup"), "progress line with bytes and rate")
+        #expect(backup.stderr.contains("/s"))
+
+        // age reads the passphrase from a terminal: `script` gives it one, fed from a file.
+        let dir = out.deletingLastPathComponent()
+        let passwordFile = dir.appendingPathComponent("typed")
+        try Data("cli-Backup-Pass-9\n".utf8).write(to: passwordFile)
+        let tarFile = dir.appendingPathComponent("site.tar")
+        let decrypt = try TestSupport.run(
+            "sh",
+            [
+                "-c",
+                "script -q -e -c 'age -d -o \(tarFile.path) \(out.path)' /dev/null < \(passwordFile.path) > /dev/null",
+            ]
+        )
+        #expect(decrypt.status == 0, "age -d failed: \(decrypt.stderr); is age installed (apt-get install age)?")
+        let listing = try TestSupport.run("tar", ["-tf", tarFile.path])
+        #expect(listing.status == 0)
+        let names = listing.stdout.split(separator: "\n").map(String.init)
+        #expect(names.first == "backup.json")
+        #expect(names.last == "manifest.json")
+        #expect(names.contains("site.sqlite"))
+
+        // And it restores through the CLI into a second box.
+        let second = try await TestBox()
+        defer { second.stop() }
+        #expect(try cli.run(["first-login", second.endpoint]).status == 0)
+        let restore = try cli.run(["restore", second.endpoint, "--file", out.path])
+        #expect(restore.status == 0, "\(restore.stderr)")
+        #expect(restore.stdout.contains("Restored"))
+        let a = try cli.run(["summary", box.endpoint])
+        let b = try cli.run(["summary", second.endpoint])
+        let decoder = APICoding.decoder()
+        let sa = try decoder.decode(SiteSummary.self, from: Data(a.stdout.utf8))
+        let sb = try decoder.decode(SiteSummary.self, from: Data(b.stdout.utf8))
+        #expect(sa.historyDigest == sb.historyDigest)
+        #expect(sa.usersDigest == sb.usersDigest)
+        #expect(sa.settingsDigest == sb.settingsDigest)
+    }
+
+    @Test func changedKeyIsRefusedUntilThePinIsReset() async throws {
+        let box = try await TestBox()
+        defer { box.stop() }
+        let cli = CLI()
+        #expect(try cli.run(["first-login", box.endpoint]).status == 0)
+        box.factoryFresh = false
+        let status = try cli.run(["status", box.endpoint])
+        #expect(status.status == 0)
+        #expect(status.stdout.contains("site 24.1.0"))
+
+        // The box is reset behind the CLI's back: it now presents a new key.
+        let admin = try await box.admin()
+        let hostname = try await (admin.call(.status) as StatusResponse).hostname
+        try await admin.perform(.factoryReset, body: FactoryResetRequest(confirmHostname: hostname))
+        try await Task.sleep(for: .milliseconds(800))
+        try await box.waitUntilHealthy()
+
+        let refused = try cli.run(["status", box.endpoint], environment: ["APPLIANCE_PASSWORD": ""])
+        #expect(refused.status == 1)
+        #expect(refused.stderr.contains("presented a different key"))
+        #expect(refused.stderr.contains("pin --reset"))
+
+        let reset = try cli.run(["pin", box.endpoint, "--reset"])
+        #expect(reset.status == 0)
+        #expect(reset.stdout.contains(box.pin?.description ?? "?"))
+        #expect(try cli.run(["first-login", box.endpoint]).status == 0)
+    }
+
+    @Test func badInputIsRefusedWithWhatToDo() async throws {
+        let cli = CLI()
+        let badAddress = try cli.run(["status", "no-port-here"])
+        #expect(badAddress.status == 64)
+        #expect(badAddress.stderr.contains("HOST:PORT"))
+        let noPassword = try cli.run(
+            ["backup", "127.0.0.1:1", "--out", "/tmp/x"],
+            environment: ["BACKUP_PASSWORD": ""]
+        )
+        #expect(noPassword.status == 64)
+        #expect(noPassword.stderr.contains("BACKUP_PASSWORD"))
+        let unreachable = try cli.run(["status", "127.0.0.1:1"])
+        #expect(unreachable.status == 1)
+        #expect(unreachable.stderr.contains("could not reach"))
+
+        // A password file readable by others is refused.
+        let file = TestSupport.temporaryDirectory("secret").appendingPathComponent("pw")
+        try Data("x".utf8).write(to: file)
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: file.path)
+        let loose = try cli.run(["login", "127.0.0.1:1", "--password-file", file.path])
+        #expect(loose.status != 0)
+    }
+}
