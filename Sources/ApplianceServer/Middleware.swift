@@ -19,6 +19,13 @@ struct ErrorMappingMiddleware: RouterMiddleware {
             throw ApplianceServerError(error)
         } catch let error as ApplianceServerError {
             throw error
+        } catch let error as HTTPError where error.status == .badRequest || error.status == .contentTooLarge {
+            // Hummingbird's own refusals (a body that is not the expected JSON, too large) in our error format.
+            throw ApplianceServerError(
+                error.status,
+                "invalid_input",
+                "the request was refused: \(error.body ?? "\(error.status)"); check it against docs/openapi.yaml"
+            )
         } catch let error as any HTTPResponseError {
             throw error
         } catch {

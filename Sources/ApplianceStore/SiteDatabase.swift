@@ -501,18 +501,23 @@ public final class SiteDatabase: Sendable {
                 try db.execute(sql: "INSERT INTO keep_file (name) VALUES (?)", arguments: [name])
             }
             try db.execute(sql: "DELETE FROM stored_file WHERE name NOT IN (SELECT name FROM keep_file)")
-            return [
-                "users": try UserRecord.fetchCount(db),
-                "settings": try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM setting") ?? 0,
-                "history": try HistoryRecord.fetchCount(db),
-                "files": try FileRecord.fetchCount(db),
-            ]
+            return try Self.counts(db)
         }
         if !includeHistory {
             try queue.writeWithoutTransaction { db in try db.execute(sql: "VACUUM") }
         }
         try queue.close()
         return counts
+    }
+
+    /// The record counts a backup manifest carries.
+    static func counts(_ db: Database) throws -> [String: Int] {
+        [
+            "users": try UserRecord.fetchCount(db),
+            "settings": try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM setting") ?? 0,
+            "history": try HistoryRecord.fetchCount(db),
+            "files": try FileRecord.fetchCount(db),
+        ]
     }
 
     /// Checks a staged site database from a backup: it opens, passes SQLite's integrity check, migrates to
@@ -534,12 +539,7 @@ public final class SiteDatabase: Sendable {
         let counts = try queue.write { db -> [String: Int] in
             try db.execute(sql: "DELETE FROM auth_session")
             try seedFactoryState(db)
-            return [
-                "users": try UserRecord.fetchCount(db),
-                "settings": try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM setting") ?? 0,
-                "history": try HistoryRecord.fetchCount(db),
-                "files": try FileRecord.fetchCount(db),
-            ]
+            return try Self.counts(db)
         }
         try queue.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
         try queue.close()

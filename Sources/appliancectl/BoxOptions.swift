@@ -94,3 +94,16 @@ func printJSON(_ value: some Encodable) throws {
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
     print(String(decoding: try encoder.encode(value), as: UTF8.self))
 }
+
+/// Where the backup password comes from (backup and restore).
+struct BackupPasswordOptions: ParsableArguments {
+    @Option(help: "Environment variable holding the backup password.")
+    var backupPasswordEnv: String = "BACKUP_PASSWORD"
+
+    @Option(help: "File (mode 0600) holding the backup password.")
+    var backupPasswordFile: String?
+
+    func password() throws -> String? {
+        try Secrets.read(environment: backupPasswordEnv, file: backupPasswordFile)
+    }
+}

@@ -19,11 +19,7 @@ struct Backup: AsyncParsableCommand {
     @Option(help: "File to write; it appears only when the download is complete.")
     var out: String
 
-    @Option(help: "Environment variable holding the backup password.")
-    var backupPasswordEnv: String = "BACKUP_PASSWORD"
-
-    @Option(help: "File (mode 0600) holding the backup password.")
-    var backupPasswordFile: String?
+    @OptionGroup var backupPassword: BackupPasswordOptions
 
     @Flag(help: "Leave the logged session history out of the backup.")
     var noHistory = false
@@ -32,10 +28,10 @@ struct Backup: AsyncParsableCommand {
     var unencrypted = false
 
     func run() async throws {
-        let password = try Secrets.read(environment: backupPasswordEnv, file: backupPasswordFile)
+        let password = try backupPassword.password()
         if password == nil && !unencrypted {
             throw ValidationError(
-                "no backup password: set \(backupPasswordEnv) or give --backup-password-file (or --unencrypted)"
+                "no backup password: set \(backupPassword.backupPasswordEnv) or give --backup-password-file (or --unencrypted)"
             )
         }
         let connection = try await box.session()

@@ -15,11 +15,7 @@ struct Restore: AsyncParsableCommand {
     @Option(help: "The backup file.")
     var file: String
 
-    @Option(help: "Environment variable holding the backup password.")
-    var backupPasswordEnv: String = "BACKUP_PASSWORD"
-
-    @Option(help: "File (mode 0600) holding the backup password.")
-    var backupPasswordFile: String?
+    @OptionGroup var backupPassword: BackupPasswordOptions
 
     func validate() throws {
         guard FileManager.default.isReadableFile(atPath: file) else {
@@ -28,7 +24,7 @@ struct Restore: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let password = try Secrets.read(environment: backupPasswordEnv, file: backupPasswordFile)
+        let password = try backupPassword.password()
         let connection = try await box.session()
         let size = fileSize(file)
         let bar = ProgressBar(label: "restore", total: size)
