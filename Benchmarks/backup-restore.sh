@@ -14,7 +14,7 @@ size="${SIZE:-1GiB}"
 
 work="$(mktemp -d /tmp/appliance-bench.XXXXXX)"
 export APPLIANCECTL_HOME="$work/ctl"
-export APPLIANCE_PASSWORD="Bench-Admin-Pass-1"
+export APPLIANCE_PASSWORD="Bench-Operator-Pass-1"
 export BACKUP_PASSWORD="Bench-Backup-Pass-1"
 a="127.0.0.21:8443"
 b="127.0.0.22:8443"

@@ -13,7 +13,7 @@ bin="$(swift build -c release --show-bin-path)"
 
 work="$(mktemp -d /tmp/appliance-demo.XXXXXX)"
 export APPLIANCECTL_HOME="$work/ctl"
-export APPLIANCE_PASSWORD="Demo-Admin-Pass-1"
+export APPLIANCE_PASSWORD="Demo-Operator-Pass-1"
 export BACKUP_PASSWORD="Demo-Backup-Pass-1"
 old="127.0.0.11:8443"
 new="127.0.0.12:8443"
