@@ -47,6 +47,11 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .target(
+            name: "SoftwarePackages",
+            dependencies: ["ApplianceCrypto", "BackupFormat"],
+            swiftSettings: strictSettings
+        ),
+        .target(
             name: "ApplianceAPI",
             swiftSettings: strictSettings
         ),
@@ -117,6 +122,11 @@ let package = Package(
         .testTarget(
             name: "BackupFormatTests",
             dependencies: ["BackupFormat", "ApplianceCrypto"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "SoftwarePackagesTests",
+            dependencies: ["SoftwarePackages", "ApplianceCrypto", "BackupFormat"],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -43,6 +43,11 @@ extension Endpoint {
     public static let addAddress = Endpoint("POST", "/appliance/api/network/addresses")
     public static let updateAddress = Endpoint("PUT", "/appliance/api/network/addresses/{id}")
     public static let deleteAddress = Endpoint("DELETE", "/appliance/api/network/addresses/{id}")
+    public static let listCertificates = Endpoint("GET", "/appliance/api/certificates")
+    public static let importCertificate = Endpoint("POST", "/appliance/api/certificates")
+    public static let exportCertificate = Endpoint("POST", "/appliance/api/certificates/{id}/export")
+    public static let deleteCertificate = Endpoint("DELETE", "/appliance/api/certificates/{id}")
+    public static let assignCertificate = Endpoint("PUT", "/appliance/api/network/addresses/{id}/certificate")
     public static let listRecordings = Endpoint("GET", "/appliance/api/recordings")
     public static let putRecording = Endpoint("PUT", "/appliance/api/recordings/{name}")
     public static let getRecording = Endpoint("GET", "/appliance/api/recordings/{name}")
@@ -70,6 +75,7 @@ extension Endpoint {
     public static let all: [Endpoint] = [
         .health, .login, .logout, .changePassword,
         .status, .network, .updateNetworkSettings, .addAddress, .updateAddress, .deleteAddress,
+        .listCertificates, .importCertificate, .exportCertificate, .deleteCertificate, .assignCertificate,
         .listRecordings, .putRecording, .getRecording, .factoryReset, .shutdown,
         .security, .updateSecurity, .settings, .updateSettings, .listUsers, .createUser,
         .listHistory, .appendHistory, .listFiles, .putFile, .getFile, .siteSummary, .generateSiteData,

@@ -151,6 +151,8 @@ public struct AddressEntry: Codable, Sendable, Equatable {
     public var subnetMask: String
     public var access: AccessType
     public var listening: Bool
+    /// The certificate this address serves; nil: the factory certificate.
+    public var certificateId: Int64?
 
     public init(
         id: Int64,
@@ -159,7 +161,8 @@ public struct AddressEntry: Codable, Sendable, Equatable {
         address: String,
         subnetMask: String,
         access: AccessType,
-        listening: Bool
+        listening: Bool,
+        certificateId: Int64? = nil
     ) {
         self.id = id
         self.enabled = enabled
@@ -168,6 +171,7 @@ public struct AddressEntry: Codable, Sendable, Equatable {
         self.subnetMask = subnetMask
         self.access = access
         self.listening = listening
+        self.certificateId = certificateId
     }
 }
 
@@ -439,6 +443,143 @@ public struct FactoryResetRequest: Codable, Sendable {
     public var confirmHostname: String
 
     public init(confirmHostname: String) { self.confirmHostname = confirmHostname }
+}
+
+/// A4: what the certificates page shows for one certificate.
+public struct CertificateDetails: Codable, Sendable, Equatable {
+    public var subject: String
+    public var commonName: String
+    public var issuer: String
+    public var serialHex: String
+    public var notBefore: Date
+    public var notAfter: Date
+    public var dnsNames: [String]
+    public var ipAddresses: [String]
+    public var keyType: String
+    public var keyBits: Int
+    public var isSelfSigned: Bool
+    public var isCA: Bool
+    public var sha256Fingerprint: String
+    public var pin: String
+
+    public init(
+        subject: String,
+        commonName: String,
+        issuer: String,
+        serialHex: String,
+        notBefore: Date,
+        notAfter: Date,
+        dnsNames: [String],
+        ipAddresses: [String],
+        keyType: String,
+        keyBits: Int,
+        isSelfSigned: Bool,
+        isCA: Bool,
+        sha256Fingerprint: String,
+        pin: String
+    ) {
+        self.subject = subject
+        self.commonName = commonName
+        self.issuer = issuer
+        self.serialHex = serialHex
+        self.notBefore = notBefore
+        self.notAfter = notAfter
+        self.dnsNames = dnsNames
+        self.ipAddresses = ipAddresses
+        self.keyType = keyType
+        self.keyBits = keyBits
+        self.isSelfSigned = isSelfSigned
+        self.isCA = isCA
+        self.sha256Fingerprint = sha256Fingerprint
+        self.pin = pin
+    }
+}
+
+/// A4: one warning about a certificate: a stable code (expired, notYetValid, expiresSoon, hostnameMismatch,
+/// chainIncomplete, privateKeyMissing, keyMismatch, weakKey, selfSigned) and a message.
+public struct CertificateWarningEntry: Codable, Sendable, Equatable {
+    public var code: String
+    public var message: String
+
+    public init(code: String, message: String) {
+        self.code = code
+        self.message = message
+    }
+}
+
+public struct CertificateEntry: Codable, Sendable, Equatable {
+    public var id: Int64
+    public var name: String
+    public var isFactory: Bool
+    public var hasPrivateKey: Bool
+    public var chainLength: Int
+    public var details: CertificateDetails
+    public var warnings: [CertificateWarningEntry]
+    /// Addresses serving this certificate.
+    public var assignedTo: [String]
+
+    public init(
+        id: Int64,
+        name: String,
+        isFactory: Bool,
+        hasPrivateKey: Bool,
+        chainLength: Int,
+        details: CertificateDetails,
+        warnings: [CertificateWarningEntry],
+        assignedTo: [String]
+    ) {
+        self.id = id
+        self.name = name
+        self.isFactory = isFactory
+        self.hasPrivateKey = hasPrivateKey
+        self.chainLength = chainLength
+        self.details = details
+        self.warnings = warnings
+        self.assignedTo = assignedTo
+    }
+}
+
+/// A4 import: a PEM bundle (certificate, chain, key — plain or encrypted) or a PKCS#12 file, base64.
+public struct CertificateImportRequest: Codable, Sendable {
+    public var name: String
+    public var pem: String?
+    public var pkcs12Base64: String?
+    /// The key's (PEM) or the file's (PKCS#12) passphrase.
+    public var passphrase: String?
+
+    public init(name: String, pem: String? = nil, pkcs12Base64: String? = nil, passphrase: String? = nil) {
+        self.name = name
+        self.pem = pem
+        self.pkcs12Base64 = pkcs12Base64
+        self.passphrase = passphrase
+    }
+}
+
+public enum CertificateExportFormat: String, Codable, Sendable, CaseIterable {
+    case pem
+    case pkcs12
+}
+
+/// A4 export: the certificate, optionally with chain and key; a key only ever leaves encrypted.
+public struct CertificateExportRequest: Codable, Sendable {
+    public var format: CertificateExportFormat
+    public var includeChain: Bool
+    public var includeKey: Bool
+    public var passphrase: String?
+
+    public init(format: CertificateExportFormat, includeChain: Bool, includeKey: Bool, passphrase: String?) {
+        self.format = format
+        self.includeChain = includeChain
+        self.includeKey = includeKey
+        self.passphrase = passphrase
+    }
+}
+
+public struct CertificateAssignment: Codable, Sendable {
+    /// nil: serve the factory certificate again.
+    public var certificateId: Int64?
+
+    public init(certificateId: Int64?) { self.certificateId = certificateId }
 }
 
 /// The header carrying the backup password on a restore upload (the body is the backup file itself).

@@ -94,13 +94,13 @@ public enum SelfSignedCertificate {
         return (certificatePEM, privateKeyPEM)
     }
 
-    private static func check(_ status: Int32, _ what: String) throws {
+    static func check(_ status: Int32, _ what: String) throws {
         guard status == 1 else {
             throw openSSLFailure(.internalFailure, "\(what) failed")
         }
     }
 
-    private static func setRandomSerial(_ certificate: OpaquePointer) throws {
+    static func setRandomSerial(_ certificate: OpaquePointer) throws {
         var serial = SecureRandom.bytes(16)
         // Clear the top bit so the DER INTEGER is positive, and keep it non-zero (RFC 5280 section 4.1.2.2).
         serial[0] = serial[0] & 0x7f | 0x01
@@ -113,7 +113,7 @@ public enum SelfSignedCertificate {
         }
     }
 
-    private static func addExtension(
+    static func addExtension(
         _ certificate: OpaquePointer,
         _ context: inout X509V3_CTX,
         _ nid: Int32,
@@ -126,7 +126,7 @@ public enum SelfSignedCertificate {
         try check(X509_add_ext(certificate, fileExtension, -1), "adding certificate extension \(value)")
     }
 
-    private static func addSubjectAlternativeNames(
+    static func addSubjectAlternativeNames(
         _ certificate: OpaquePointer,
         dnsNames: [String],
         addresses: [[UInt8]]
@@ -169,7 +169,7 @@ public enum SelfSignedCertificate {
         )
     }
 
-    private static func writePEM(_ what: String, _ write: (OpaquePointer) -> Int32) throws -> String {
+    static func writePEM(_ what: String, _ write: (OpaquePointer) -> Int32) throws -> String {
         guard let bio = BIO_new(BIO_s_mem()) else {
             throw openSSLFailure(.internalFailure, "allocating a memory BIO failed")
         }

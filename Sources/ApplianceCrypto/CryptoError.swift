@@ -7,6 +7,8 @@ public struct CryptoError: Error, Sendable, CustomStringConvertible {
             case invalidArgument
             case invalidCertificate
             case internalFailure
+            case passphraseRequired
+            case wrongPassphrase
         }
 
         private let value: Value
@@ -23,6 +25,10 @@ public struct CryptoError: Error, Sendable, CustomStringConvertible {
         public static let invalidCertificate = Code(.invalidCertificate)
         /// OpenSSL reported a failure that valid input should not cause (for example, out of memory).
         public static let internalFailure = Code(.internalFailure)
+        /// The input is encrypted (or the output must be) and no passphrase was given.
+        public static let passphraseRequired = Code(.passphraseRequired)
+        /// The passphrase given does not decrypt the input.
+        public static let wrongPassphrase = Code(.wrongPassphrase)
 
         public var description: String {
             value.rawValue

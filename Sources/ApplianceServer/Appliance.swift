@@ -56,6 +56,7 @@ public final class Appliance: Sendable {
     let site: SiteDatabase
     private let boxStore: Mutex<BoxDatabase>
     let listeners: ListenerManager
+    let served = ServedCertificates()
     /// Serialises operations that replace stores (restore, factory reset) with each other.
     let exclusive = Mutex<String?>(nil)
     private let shutdownSignal: AsyncStream<Void>.Continuation
@@ -71,6 +72,7 @@ public final class Appliance: Sendable {
         site = try SiteDatabase(directory: directory)
         (shutdownRequests, shutdownSignal) = AsyncStream.makeStream(of: Void.self)
         listeners = ListenerManager(port: configuration.port, logger: logger)
+        try served.reload(from: box)
     }
 
     var box: BoxDatabase { boxStore.withLock { $0 } }
@@ -109,19 +111,6 @@ public final class Appliance: Sendable {
     }
 
     // MARK: Listeners
-
-    func tlsConfiguration() throws -> TLSConfiguration {
-        let certificate = try box.activeCertificate()
-        guard let keyPEM = certificate.privateKeyPEM else {
-            throw ApplianceServerError(.internalServerError, "certificate", "the active certificate has no key")
-        }
-        let chain = try NIOSSLCertificate.fromPEMBytes(Array((certificate.certificatePEM + certificate.chainPEM).utf8))
-        let key = try NIOSSLPrivateKey(bytes: Array(keyPEM.utf8), format: .pem)
-        return TLSConfiguration.makeServerConfiguration(
-            certificateChain: chain.map { .certificate($0) },
-            privateKey: .privateKey(key)
-        )
-    }
 
     /// The addresses that should have a listener: every enabled entry.
     func desiredListeners() throws -> Set<String> {
@@ -183,7 +172,8 @@ public final class Appliance: Sendable {
             address: config.address,
             subnetMask: config.subnetMask,
             access: config.access,
-            listening: listening.contains(config.address)
+            listening: listening.contains(config.address),
+            certificateId: config.certificateId
         )
     }
 
@@ -208,6 +198,7 @@ public final class Appliance: Sendable {
                 started.append(address)
             }
             let saved = try box.changeAddresses(change, validate: NetworkValidation.validate)
+            try served.reload(from: box)
             let dropped = current.subtracting(Set(saved.filter(\.enabled).map(\.address)))
             if !dropped.isEmpty {
                 // Let this response leave first when it travels over an address being disabled.
@@ -234,7 +225,9 @@ public final class Appliance: Sendable {
             guard let index = list.firstIndex(where: { $0.id == id }) else {
                 throw ApplianceServerError.notFound("there is no address entry \(id); list them with GET network")
             }
-            list[index] = AddressConfig(id: id, input)
+            var updated = AddressConfig(id: id, input)
+            updated.certificateId = list[index].certificateId
+            list[index] = updated
         }
         guard let updated = saved.first(where: { $0.id == id }) else {
             throw ApplianceServerError.notFound("address entry \(id) vanished")
@@ -281,13 +274,12 @@ public final class Appliance: Sendable {
         let fresh = try Self.openBox(directory, configuration, applianceId)
         boxStore.withLock { $0 = fresh }
         try site.reopen()
-        let tls = try tlsConfiguration()
         let desired = try desiredListeners()
-        // Restart the listeners with the new certificate once this response has left.
-        Task.detached { [listeners] in
+        // Once this response has left: serve the new factory certificate from the next handshake and stop
+        // listening on every address but the factory one.
+        Task.detached { [listeners, served, fresh] in
             try? await Task.sleep(for: .milliseconds(200))
-            await listeners.setTLSConfiguration(tls)
-            await listeners.stopAll()
+            try? served.reload(from: fresh)
             await listeners.reconcile(desired)
         }
     }

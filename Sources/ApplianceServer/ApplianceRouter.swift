@@ -83,6 +83,28 @@ enum ApplianceRouter {
                 try await appliance.deleteAddress(id: try id(context))
                 return try json(AddressChangeResponse(address: nil, warning: Appliance.networkWarning))
             },
+            .listCertificates: { _, _ in try json(try appliance.certificateEntries()) },
+            .importCertificate: { request, context in
+                let input = try await request.decode(as: CertificateImportRequest.self, context: context)
+                return try json(try appliance.importCertificate(input), status: .created)
+            },
+            .exportCertificate: { request, context in
+                let input = try await request.decode(as: CertificateExportRequest.self, context: context)
+                let (contentType, bytes) = try appliance.exportCertificate(id: try id(context), input)
+                return Response(
+                    status: .ok,
+                    headers: [.contentType: contentType],
+                    body: .init(byteBuffer: ByteBuffer(bytes: bytes))
+                )
+            },
+            .deleteCertificate: { _, context in
+                try appliance.deleteCertificate(id: try id(context))
+                return Response(status: .noContent)
+            },
+            .assignCertificate: { request, context in
+                let input = try await request.decode(as: CertificateAssignment.self, context: context)
+                return try json(try await appliance.assignCertificate(input.certificateId, toAddress: try id(context)))
+            },
             .listRecordings: { _, _ in try json(try appliance.box.recordings()) },
             .putRecording: { request, context in
                 let name = try name(context)
@@ -195,7 +217,7 @@ enum ApplianceRouter {
 
     static func id(_ context: ApplianceRequestContext) throws -> Int64 {
         guard let id = context.parameters.get("id", as: Int64.self) else {
-            throw ApplianceServerError.badRequest("the address id must be a number")
+            throw ApplianceServerError.badRequest("the id in the path must be a number")
         }
         return id
     }

@@ -16,7 +16,7 @@ public struct ApplianceService: Service {
         let router = ApplianceRouter.build(appliance)
         await appliance.listeners.configure(
             responder: router.buildResponder(),
-            tlsConfiguration: try appliance.tlsConfiguration()
+            tlsConfiguration: { [served = appliance.served] address in try served.tlsConfiguration(for: address) }
         )
         await appliance.listeners.reconcile(try appliance.desiredListeners())
         let listening = await appliance.listeners.addresses

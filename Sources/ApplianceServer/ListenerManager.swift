@@ -21,7 +21,7 @@ actor ListenerManager {
     private let port: Int
     private let logger: Logger
     private var responder: (any HTTPResponder<ApplianceRequestContext>)?
-    private var tlsConfiguration: TLSConfiguration?
+    private var tlsConfiguration: (@Sendable (String) throws -> TLSConfiguration)?
     private var running: [String: Running] = [:]
 
     init(port: Int, logger: Logger) {
@@ -30,7 +30,10 @@ actor ListenerManager {
     }
 
     /// Sets what every listener serves; must be called before the first `start`.
-    func configure(responder: some HTTPResponder<ApplianceRequestContext>, tlsConfiguration: TLSConfiguration) {
+    func configure(
+        responder: some HTTPResponder<ApplianceRequestContext>,
+        tlsConfiguration: @escaping @Sendable (String) throws -> TLSConfiguration
+    ) {
         self.responder = responder
         self.tlsConfiguration = tlsConfiguration
     }
@@ -38,10 +41,6 @@ actor ListenerManager {
     var addresses: Set<String> { Set(running.keys) }
 
     func isListening(_ address: String) -> Bool { running[address] != nil }
-
-    func setTLSConfiguration(_ configuration: TLSConfiguration) {
-        tlsConfiguration = configuration
-    }
 
     /// Binds `address` and serves on it; returns once the socket is listening, throws if it cannot be bound.
     func start(_ address: String) async throws {
@@ -52,7 +51,7 @@ actor ListenerManager {
         let bound = BoundSignal()
         let app = Application(
             responder: AnyResponder(responder),
-            server: try .tls(.http1(), tlsConfiguration: tlsConfiguration),
+            server: try .tls(.http1(), tlsConfiguration: tlsConfiguration(address)),
             configuration: .init(address: .hostname(address, port: port), serverName: nil),
             onServerRunning: { _ in bound.fire(nil) },
             logger: logger

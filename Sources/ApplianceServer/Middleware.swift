@@ -1,4 +1,5 @@
 import ApplianceAPI
+import ApplianceCrypto
 import ApplianceStore
 import BackupFormat
 import Hummingbird
@@ -17,6 +18,9 @@ struct ErrorMappingMiddleware: RouterMiddleware {
             throw ApplianceServerError(error)
         } catch let error as BackupFormatError {
             throw ApplianceServerError(error)
+        } catch let error as CryptoError where error.code != .internalFailure {
+            // Certificates and keys the operator sent that cannot be used: the message says why.
+            throw ApplianceServerError(.badRequest, "invalid_certificate", error.message)
         } catch let error as ApplianceServerError {
             throw error
         } catch let error as HTTPError where error.status == .badRequest || error.status == .contentTooLarge {

@@ -130,6 +130,11 @@ public final class BoxDatabase: Sendable {
                 t.column("modifiedAt", .datetime).notNull()
             }
         }
+        migrator.registerMigration("v2") { db in
+            try db.alter(table: "network_address") { t in
+                t.add(column: "certificateId", .integer).references("certificate", onDelete: .restrict)
+            }
+        }
         return migrator
     }
 
@@ -199,13 +204,116 @@ public final class BoxDatabase: Sendable {
 
     // MARK: Certificates
 
-    /// The certificate the listeners serve: the factory one until certificates can be assigned (issue 3).
-    public func activeCertificate() throws -> StoredCertificate {
+    /// The factory certificate: served on every address without an assigned certificate.
+    public func factoryCertificate() throws -> StoredCertificate {
         try writer.read { db in
             guard let record = try CertificateRecord.filter(Column("isFactory") == true).fetchOne(db) else {
                 throw StoreError(.storage, "the factory certificate is missing; a factory reset recreates it")
             }
             return record.stored
+        }
+    }
+
+    public func certificates() throws -> [StoredCertificate] {
+        try writer.read { db in try CertificateRecord.order(Column("id")).fetchAll(db).map(\.stored) }
+    }
+
+    public func certificate(id: Int64) throws -> StoredCertificate {
+        guard let record = try writer.read({ db in try CertificateRecord.fetchOne(db, key: id) }) else {
+            throw StoreError(.notFound, "there is no certificate \(id); list them with `appliancectl cert list`")
+        }
+        return record.stored
+    }
+
+    /// Stores an imported certificate (already parsed and checked by the caller).
+    public func addCertificate(
+        name: String,
+        certificatePEM: String,
+        privateKeyPEM: String?,
+        chainPEM: String
+    ) throws -> StoredCertificate {
+        try writer.write { db in
+            var record = CertificateRecord(
+                id: nil,
+                name: name,
+                certificatePEM: certificatePEM,
+                privateKeyPEM: privateKeyPEM,
+                chainPEM: chainPEM,
+                isFactory: false,
+                createdAt: Date()
+            )
+            try record.insert(db)
+            return record.stored
+        }
+    }
+
+    /// Deletes a certificate; refused for the factory certificate and for one assigned to an address.
+    public func deleteCertificate(id: Int64) throws {
+        try writer.write { db in
+            guard let record = try CertificateRecord.fetchOne(db, key: id) else {
+                throw StoreError(.notFound, "there is no certificate \(id); list them with `appliancectl cert list`")
+            }
+            if record.isFactory {
+                throw StoreError(
+                    .conflict,
+                    "the factory certificate serves every address without an assigned certificate; it cannot be deleted"
+                )
+            }
+            let users = try String.fetchAll(
+                db,
+                sql: "SELECT address FROM network_address WHERE certificateId = ? ORDER BY address",
+                arguments: [id]
+            )
+            if !users.isEmpty {
+                throw StoreError(
+                    .conflict,
+                    "certificate \(id) is assigned to \(users.joined(separator: ", ")); assign another certificate "
+                        + "to those addresses first"
+                )
+            }
+            _ = try record.delete(db)
+        }
+    }
+
+    /// Assigns a certificate (nil: the factory certificate) to one address entry.
+    public func assignCertificate(_ certificateId: Int64?, toAddress addressId: Int64) throws {
+        try writer.write { db in
+            if let certificateId {
+                guard let record = try CertificateRecord.fetchOne(db, key: certificateId) else {
+                    throw StoreError(.notFound, "there is no certificate \(certificateId)")
+                }
+                guard record.privateKeyPEM != nil else {
+                    throw StoreError(
+                        .conflict,
+                        "certificate \(certificateId) has no private key, so it cannot serve TLS; import it with its key"
+                    )
+                }
+            }
+            guard try AddressRecord.fetchOne(db, key: addressId) != nil else {
+                throw StoreError(.notFound, "there is no address entry \(addressId); list them with GET network")
+            }
+            try db.execute(
+                sql: "UPDATE network_address SET certificateId = ? WHERE id = ?",
+                arguments: [certificateId, addressId]
+            )
+        }
+    }
+
+    /// The certificate each configured address serves (its assigned one, or the factory certificate).
+    public func servedCertificates() throws -> [String: StoredCertificate] {
+        try writer.read { db in
+            guard let factory = try CertificateRecord.filter(Column("isFactory") == true).fetchOne(db)?.stored else {
+                throw StoreError(.storage, "the factory certificate is missing; a factory reset recreates it")
+            }
+            var result: [String: StoredCertificate] = [:]
+            for address in try AddressRecord.fetchAll(db) {
+                if let id = address.certificateId, let record = try CertificateRecord.fetchOne(db, key: id) {
+                    result[address.address] = record.stored
+                } else {
+                    result[address.address] = factory
+                }
+            }
+            return result
         }
     }
 
@@ -281,14 +389,25 @@ public struct AddressConfig: Sendable, Equatable {
     public var address: String
     public var subnetMask: String
     public var access: AccessType
+    /// The certificate this address serves; nil: the factory certificate.
+    public var certificateId: Int64?
 
-    public init(id: Int64?, enabled: Bool, port: String, address: String, subnetMask: String, access: AccessType) {
+    public init(
+        id: Int64?,
+        enabled: Bool,
+        port: String,
+        address: String,
+        subnetMask: String,
+        access: AccessType,
+        certificateId: Int64? = nil
+    ) {
         self.id = id
         self.enabled = enabled
         self.port = port
         self.address = address
         self.subnetMask = subnetMask
         self.access = access
+        self.certificateId = certificateId
     }
 
     public init(id: Int64?, _ input: AddressInput) {
@@ -311,14 +430,24 @@ struct AddressRecord: Codable, FetchableRecord, MutablePersistableRecord {
     var address: String
     var subnetMask: String
     var access: String
+    var certificateId: Int64?
 
-    init(id: Int64?, enabled: Bool, port: String, address: String, subnetMask: String, access: String) {
+    init(
+        id: Int64?,
+        enabled: Bool,
+        port: String,
+        address: String,
+        subnetMask: String,
+        access: String,
+        certificateId: Int64? = nil
+    ) {
         self.id = id
         self.enabled = enabled
         self.port = port
         self.address = address
         self.subnetMask = subnetMask
         self.access = access
+        self.certificateId = certificateId
     }
 
     init(_ config: AddressConfig) {
@@ -328,7 +457,8 @@ struct AddressRecord: Codable, FetchableRecord, MutablePersistableRecord {
             port: config.port,
             address: config.address,
             subnetMask: config.subnetMask,
-            access: config.access.rawValue
+            access: config.access.rawValue,
+            certificateId: config.certificateId
         )
     }
 
@@ -339,7 +469,8 @@ struct AddressRecord: Codable, FetchableRecord, MutablePersistableRecord {
             port: port,
             address: address,
             subnetMask: subnetMask,
-            access: AccessType(rawValue: access) ?? .both
+            access: AccessType(rawValue: access) ?? .both,
+            certificateId: certificateId
         )
     }
 

@@ -1,5 +1,6 @@
 import ApplianceAPI
 import ApplianceClient
+import ApplianceCrypto
 import Foundation
 import Testing
 
@@ -47,8 +48,7 @@ import Testing
         // A 40 MiB file and a recording stream up and down with matching checksums.
         let dir = TestSupport.temporaryDirectory("files")
         let big = dir.appendingPathComponent("big.bin")
-        var generator = SystemRandomNumberGenerator()
-        let bytes = Data((0..<(40 << 20)).map { _ in UInt8.random(in: 0...255, using: &generator) })
+        let bytes = Data(SecureRandom.bytes(40 << 20))
         try bytes.write(to: big)
         let info = try await admin.upload(.putFile, name: "big.bin", fromFile: big.path)
         #expect(info.size == Int64(bytes.count))
