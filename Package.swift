@@ -72,6 +72,7 @@ let package = Package(
                 "ApplianceCrypto",
                 "ApplianceStore",
                 "BackupFormat",
+                "SoftwarePackages",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -109,7 +110,9 @@ let package = Package(
             dependencies: [
                 "ApplianceAPI",
                 "ApplianceClient",
+                "ApplianceCrypto",
                 "BackupFormat",
+                "SoftwarePackages",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSettings
@@ -152,6 +155,7 @@ let package = Package(
         .testTarget(
             name: "ApplianceTests",
             dependencies: [
+                "SoftwarePackages",
                 "ApplianceAPI",
                 "ApplianceClient",
                 "ApplianceCrypto",

@@ -48,6 +48,11 @@ extension Endpoint {
     public static let exportCertificate = Endpoint("POST", "/appliance/api/certificates/{id}/export")
     public static let deleteCertificate = Endpoint("DELETE", "/appliance/api/certificates/{id}")
     public static let assignCertificate = Endpoint("PUT", "/appliance/api/network/addresses/{id}/certificate")
+    public static let updates = Endpoint("GET", "/appliance/api/updates")
+    public static let setUpdateSource = Endpoint("PUT", "/appliance/api/updates/source")
+    public static let installUpdate = Endpoint("POST", "/appliance/api/updates/install")
+    public static let uploadUpdate = Endpoint("POST", "/appliance/api/updates/upload")
+    public static let downloadKey = Endpoint("POST", "/appliance/api/updates/download-key")
     public static let listRecordings = Endpoint("GET", "/appliance/api/recordings")
     public static let putRecording = Endpoint("PUT", "/appliance/api/recordings/{name}")
     public static let getRecording = Endpoint("GET", "/appliance/api/recordings/{name}")
@@ -76,6 +81,7 @@ extension Endpoint {
         .health, .login, .logout, .changePassword,
         .status, .network, .updateNetworkSettings, .addAddress, .updateAddress, .deleteAddress,
         .listCertificates, .importCertificate, .exportCertificate, .deleteCertificate, .assignCertificate,
+        .updates, .setUpdateSource, .installUpdate, .uploadUpdate, .downloadKey,
         .listRecordings, .putRecording, .getRecording, .factoryReset, .shutdown,
         .security, .updateSecurity, .settings, .updateSettings, .listUsers, .createUser,
         .listHistory, .appendHistory, .listFiles, .putFile, .getFile, .siteSummary, .generateSiteData,

@@ -582,6 +582,114 @@ public struct CertificateAssignment: Codable, Sendable {
     public init(certificateId: Int64?) { self.certificateId = certificateId }
 }
 
+/// A5: where the appliance looks for updates: a repository directory or an http(s) URL of one.
+public struct UpdateSourceRequest: Codable, Sendable {
+    public var repository: String
+
+    public init(repository: String) { self.repository = repository }
+}
+
+/// A5: one package the repository offers this appliance.
+public struct UpdateEntry: Codable, Sendable, Equatable {
+    public var name: String
+    public var kind: String
+    public var version: String
+    public var description: String
+    public var eula: String
+    /// `applicable`, or `blocked` while a required package is not installed yet.
+    public var status: String
+    public var waitingFor: String?
+    public var message: String?
+
+    public init(
+        name: String,
+        kind: String,
+        version: String,
+        description: String,
+        eula: String,
+        status: String,
+        waitingFor: String?,
+        message: String?
+    ) {
+        self.name = name
+        self.kind = kind
+        self.version = version
+        self.description = description
+        self.eula = eula
+        self.status = status
+        self.waitingFor = waitingFor
+        self.message = message
+    }
+}
+
+public struct UpdatesResponse: Codable, Sendable {
+    public var source: String?
+    public var installed: [String: String]
+    /// In installation order: dependencies first.
+    public var updates: [UpdateEntry]
+
+    public init(source: String?, installed: [String: String], updates: [UpdateEntry]) {
+        self.source = source
+        self.installed = installed
+        self.updates = updates
+    }
+}
+
+public struct InstallRequest: Codable, Sendable {
+    public var name: String
+    /// nil: the newest applicable version.
+    public var version: String?
+    /// The package's EULA must be accepted explicitly.
+    public var acceptEula: Bool
+
+    public init(name: String, version: String?, acceptEula: Bool) {
+        self.name = name
+        self.version = version
+        self.acceptEula = acceptEula
+    }
+}
+
+public struct InstallResponse: Codable, Sendable {
+    public var name: String
+    public var kind: String
+    public var version: String
+    public var software: InstalledSoftware
+    public var siteHash: String?
+    public var installersGeneration: Int
+    public var message: String
+
+    public init(
+        name: String,
+        kind: String,
+        version: String,
+        software: InstalledSoftware,
+        siteHash: String?,
+        installersGeneration: Int,
+        message: String
+    ) {
+        self.name = name
+        self.kind = kind
+        self.version = version
+        self.software = software
+        self.siteHash = siteHash
+        self.installersGeneration = installersGeneration
+        self.message = message
+    }
+}
+
+public struct DownloadKeyResponse: Codable, Sendable {
+    public var key: String
+    public var issuedAt: Date
+
+    public init(key: String, issuedAt: Date) {
+        self.key = key
+        self.issuedAt = issuedAt
+    }
+}
+
+/// The header that accepts a package's EULA on an upload (the body is the package file).
+public let acceptEulaHeader = "X-Accept-EULA"
+
 /// The header carrying the backup password on a restore upload (the body is the backup file itself).
 public let backupPasswordHeader = "X-Backup-Password"
 

@@ -20,6 +20,8 @@ public struct ApplianceConfiguration: Sendable {
     public var factorySiteVersion: String
     /// scrypt work factor (log2 N) of encrypted backups; 18 is what the `age` tool uses.
     public var backupWorkFactor: Int
+    /// Vendor public keys (PEM files) whose signed packages this appliance installs (A5).
+    public var vendorKeyFiles: [String]
 
     public init(
         dataDirectory: String,
@@ -28,7 +30,8 @@ public struct ApplianceConfiguration: Sendable {
         hostname: String? = nil,
         factoryBaseVersion: String = ApplianceVersions.base,
         factorySiteVersion: String = ApplianceVersions.site,
-        backupWorkFactor: Int = 18
+        backupWorkFactor: Int = 18,
+        vendorKeyFiles: [String] = []
     ) {
         self.dataDirectory = dataDirectory
         self.listenAddress = listenAddress
@@ -37,6 +40,7 @@ public struct ApplianceConfiguration: Sendable {
         self.factoryBaseVersion = factoryBaseVersion
         self.factorySiteVersion = factorySiteVersion
         self.backupWorkFactor = backupWorkFactor
+        self.vendorKeyFiles = vendorKeyFiles
     }
 }
 
@@ -57,6 +61,10 @@ public final class Appliance: Sendable {
     private let boxStore: Mutex<BoxDatabase>
     let listeners: ListenerManager
     let served = ServedCertificates()
+    /// The vendor keys packages must be signed with.
+    let vendorKeys: [Ed25519PublicKey]
+    /// The appliance's own signing key (download keys); kept across factory resets like the appliance id.
+    let applianceKey: Ed25519PrivateKey
     /// Serialises operations that replace stores (restore, factory reset) with each other.
     let exclusive = Mutex<String?>(nil)
     private let shutdownSignal: AsyncStream<Void>.Continuation
@@ -68,6 +76,16 @@ public final class Appliance: Sendable {
         directory = DataDirectory(configuration.dataDirectory)
         try directory.prepare(logger: logger)
         applianceId = try Self.loadOrCreateId(directory)
+        applianceKey = try Self.loadOrCreateKey(directory)
+        vendorKeys = try configuration.vendorKeyFiles.map { path in
+            do {
+                return try Ed25519PublicKey(pem: try String(contentsOfFile: path, encoding: .utf8))
+            } catch {
+                throw ApplianceServerError.badRequest(
+                    "cannot read the vendor key \(path) (\(error)); give the vendor's Ed25519 public key in PEM"
+                )
+            }
+        }
         boxStore = Mutex(try Self.openBox(directory, configuration, applianceId))
         site = try SiteDatabase(directory: directory)
         (shutdownRequests, shutdownSignal) = AsyncStream.makeStream(of: Void.self)
@@ -86,6 +104,17 @@ public final class Appliance: Sendable {
         let id = UUID().uuidString.lowercased()
         try Data((id + "\n").utf8).write(to: directory.applianceIdFile, options: .atomic)
         return id
+    }
+
+    private static func loadOrCreateKey(_ directory: DataDirectory) throws -> Ed25519PrivateKey {
+        let file = directory.root.appendingPathComponent("appliance-key.pem")
+        if let text = try? String(contentsOf: file, encoding: .utf8) {
+            return try Ed25519PrivateKey(pem: text)
+        }
+        let key = Ed25519PrivateKey()
+        try Data(key.pem.utf8).write(to: file, options: .atomic)
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: file.path)
+        return key
     }
 
     private static func openBox(

@@ -105,6 +105,21 @@ enum ApplianceRouter {
                 let input = try await request.decode(as: CertificateAssignment.self, context: context)
                 return try json(try await appliance.assignCertificate(input.certificateId, toAddress: try id(context)))
             },
+            .updates: { _, _ in try json(try await appliance.checkUpdates()) },
+            .setUpdateSource: { request, context in
+                let input = try await request.decode(as: UpdateSourceRequest.self, context: context)
+                try appliance.setUpdateSource(input.repository)
+                return Response(status: .noContent)
+            },
+            .installUpdate: { request, context in
+                let input = try await request.decode(as: InstallRequest.self, context: context)
+                return try json(try await appliance.installFromRepository(input))
+            },
+            .uploadUpdate: { request, _ in
+                let accepted = request.headers[HTTPField.Name(acceptEulaHeader)!]?.lowercased() == "yes"
+                return try json(try await appliance.installUpload(request.body, acceptEula: accepted))
+            },
+            .downloadKey: { _, _ in try json(try appliance.issueDownloadKey()) },
             .listRecordings: { _, _ in try json(try appliance.box.recordings()) },
             .putRecording: { request, context in
                 let name = try name(context)

@@ -4,6 +4,7 @@ import ApplianceStore
 import BackupFormat
 import Hummingbird
 import Logging
+import SoftwarePackages
 
 /// Turns store and format errors into API errors; everything else stays a 500 without detail, logged.
 struct ErrorMappingMiddleware: RouterMiddleware {
@@ -18,6 +19,13 @@ struct ErrorMappingMiddleware: RouterMiddleware {
             throw ApplianceServerError(error)
         } catch let error as BackupFormatError {
             throw ApplianceServerError(error)
+        } catch let error as SoftwarePackageError {
+            let refusedByState: Set<SoftwarePackageError.Code> = [.downgrade, .missingRequirement, .conflict]
+            throw ApplianceServerError(
+                refusedByState.contains(error.code) ? .conflict : .badRequest,
+                "package_\(error.code)",
+                error.message
+            )
         } catch let error as CryptoError where error.code != .internalFailure {
             // Certificates and keys the operator sent that cannot be used: the message says why.
             throw ApplianceServerError(.badRequest, "invalid_certificate", error.message)

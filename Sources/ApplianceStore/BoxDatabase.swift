@@ -1,4 +1,5 @@
 public import ApplianceAPI
+import ApplianceCrypto
 import Foundation
 import GRDB
 
@@ -135,7 +136,67 @@ public final class BoxDatabase: Sendable {
                 t.add(column: "certificateId", .integer).references("certificate", onDelete: .restrict)
             }
         }
+        migrator.registerMigration("v3") { db in
+            try db.create(table: "box_meta") { t in
+                t.primaryKey("key", .text)
+                t.column("value", .text).notNull()
+            }
+        }
         return migrator
+    }
+
+    // MARK: Metadata (update source, site hash, installer generation)
+
+    public func meta(_ key: String) throws -> String? {
+        try writer.read { db in
+            try String.fetchOne(db, sql: "SELECT value FROM box_meta WHERE key = ?", arguments: [key])
+        }
+    }
+
+    public func setMeta(_ key: String, _ value: String?) throws {
+        try writer.write { db in
+            if let value {
+                try db.execute(
+                    sql: "INSERT OR REPLACE INTO box_meta (key, value) VALUES (?, ?)",
+                    arguments: [key, value]
+                )
+            } else {
+                try db.execute(sql: "DELETE FROM box_meta WHERE key = ?", arguments: [key])
+            }
+        }
+    }
+
+    // MARK: Installed packages (A5)
+
+    /// Installed packages by name (`base`, `site`, add-on names) and version.
+    public func installedPackages() throws -> [String: String] {
+        try writer.read { db in
+            Dictionary(
+                try SoftwareRecord.fetchAll(db).map { ($0.name, $0.version) },
+                uniquingKeysWith: { first, _ in first }
+            )
+        }
+    }
+
+    /// Records an installed package. A site package also changes the site hash and invalidates the client
+    /// installers generated so far (their generation number goes up).
+    public func recordInstalledPackage(name: String, kind: String, version: String) throws {
+        try writer.write { db in
+            try SoftwareRecord(name: name, kind: kind, version: version, installedAt: Date()).save(db)
+            if kind == "site" {
+                try db.execute(
+                    sql: "INSERT OR REPLACE INTO box_meta (key, value) VALUES ('siteHash', ?)",
+                    arguments: [SecureRandom.bytes(16).hexString]
+                )
+                let generation =
+                    try String.fetchOne(db, sql: "SELECT value FROM box_meta WHERE key = 'installersGeneration'")
+                    .flatMap(Int.init) ?? 1
+                try db.execute(
+                    sql: "INSERT OR REPLACE INTO box_meta (key, value) VALUES ('installersGeneration', ?)",
+                    arguments: ["\(generation + 1)"]
+                )
+            }
+        }
     }
 
     // MARK: Box configuration

@@ -232,6 +232,11 @@ public final class SiteDatabase: Sendable {
         return found
     }
 
+    /// Ends every session (after a software update).
+    public func logoutEveryone() throws {
+        try pool().write { db in try db.execute(sql: "DELETE FROM auth_session") }
+    }
+
     public func logout(token: String) throws {
         try pool().write { db in
             try db.execute(sql: "DELETE FROM auth_session WHERE tokenHash = ?", arguments: [Self.tokenHash(token)])

@@ -12,7 +12,8 @@ struct Appliancectl: AsyncParsableCommand {
             the SHA-256 pin of its TLS key; later contacts refuse a different key.
             """,
         subcommands: [
-            Status.self, Pin.self, FirstLogin.self, Login.self, Backup.self, Restore.self, Cert.self, FactoryReset.self,
+            Status.self, Pin.self, FirstLogin.self, Login.self, Backup.self, Restore.self, Cert.self, Updates.self,
+            Vendor.self, FactoryReset.self,
             Shutdown.self, Populate.self, Summary.self,
         ]
     )

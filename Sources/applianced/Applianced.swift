@@ -24,6 +24,9 @@ struct Applianced: AsyncParsableCommand {
     @Option(help: "Site version the box ships with at first start and after a factory reset.")
     var factorySiteVersion: String = ApplianceVersions.site
 
+    @Option(help: "Vendor public key (Ed25519, PEM) whose signed packages this appliance installs; repeatable.")
+    var vendorKey: [String] = []
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
@@ -60,7 +63,8 @@ struct Applianced: AsyncParsableCommand {
                 listenAddress: address,
                 port: port,
                 hostname: hostname,
-                factorySiteVersion: factorySiteVersion
+                factorySiteVersion: factorySiteVersion,
+                vendorKeyFiles: vendorKey
             ),
             logger: logger
         )

@@ -1,5 +1,6 @@
 import ApplianceAPI
 import ApplianceClient
+import ApplianceCrypto
 import Foundation
 import Testing
 
@@ -132,5 +133,52 @@ import Testing
         try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: file.path)
         let loose = try cli.run(["login", "127.0.0.1:1", "--password-file", file.path])
         #expect(loose.status != 0)
+    }
+
+    @Test func certificatesThroughTheCommandLine() async throws {
+        let box = try await TestBox(arguments: ["--hostname", CertificateTests.hostname])
+        defer { box.stop() }
+        var cli = CLI()
+        cli.environment["CERT_PASSPHRASE"] = "cli-cert-pass"
+        #expect(try cli.run(["first-login", box.endpoint]).status == 0)
+        let pki = try TestPKI()
+        let second = TestSupport.nextAddress()
+        let leaf = try pki.leaf(CertificateTests.hostname, ips: [second])
+        let dir = TestSupport.temporaryDirectory("cli-cert")
+        let bundle = dir.appendingPathComponent("bundle.pem")
+        try Data((leaf.certificate + pki.intermediate + pki.root + leaf.key).utf8).write(to: bundle)
+
+        let imported = try cli.run(["cert", "import", box.endpoint, "--name", "site", "--pem", bundle.path])
+        #expect(imported.status == 0, "\(imported.stderr)")
+        #expect(imported.stdout.contains("Imported certificate #2"))
+        let list = try cli.run(["cert", "list", box.endpoint])
+        #expect(list.stdout.contains("#1 factory (factory)"))
+        #expect(list.stdout.contains("warning selfSigned"))
+        #expect(list.stdout.contains("#2 site"))
+
+        box.factoryFresh = false
+        let _: AddressChangeResponse = try await box.admin().call(
+            .addAddress,
+            body: AddressInput(enabled: true, port: "eth1", address: second, subnetMask: "255.0.0.0", access: .both)
+        )
+        let assign = try cli.run(["cert", "assign", box.endpoint, "2", "--on", second])
+        #expect(assign.status == 0, "\(assign.stderr)")
+        let served = try await PinnedHTTPClient.fetchPeerCertificate(host: second, port: TestBox.port)
+        #expect(served.pin.description == (try PublicKeyPin.sha256(certificatePEM: leaf.certificate)))
+
+        let p12 = dir.appendingPathComponent("site.p12")
+        let export = try cli.run(
+            ["cert", "export", box.endpoint, "2", "--out", p12.path, "--format", "pkcs12", "--chain", "--key"]
+        )
+        #expect(export.status == 0, "\(export.stderr)")
+        let opened = try TestSupport.run(
+            "openssl",
+            ["pkcs12", "-in", p12.path, "-passin", "pass:cli-cert-pass", "-nodes"]
+        )
+        #expect(opened.status == 0)
+        #expect(opened.stdout.contains("PRIVATE KEY"))
+        let delete = try cli.run(["cert", "delete", box.endpoint, "2"])
+        #expect(delete.status == 1)
+        #expect(delete.stderr.contains("assigned"))
     }
 }

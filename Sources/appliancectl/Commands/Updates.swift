@@ -1,0 +1,182 @@
+import ApplianceAPI
+import ApplianceClient
+import ApplianceCrypto
+import ArgumentParser
+import Foundation
+import SoftwarePackages
+
+/// `appliancectl updates source|check|install|upload|download-key|fetch` (A5).
+struct Updates: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Check for and install signed software packages.",
+        subcommands: [Source.self, Check.self, Install.self, Upload.self, DownloadKeyCommand.self, Fetch.self]
+    )
+
+    struct Source: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Set where the appliance looks for updates.")
+
+        @OptionGroup var box: BoxOptions
+
+        @Option(help: "Repository: an http(s) URL or an absolute directory path on the appliance.")
+        var repo: String
+
+        func run() async throws {
+            try await box.session().perform(.setUpdateSource, body: UpdateSourceRequest(repository: repo))
+            print("\(box.address) checks \(repo) for updates.")
+        }
+    }
+
+    struct Check: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List the updates that apply, dependencies first; blocked ones say what they wait for."
+        )
+
+        @OptionGroup var box: BoxOptions
+
+        func run() async throws {
+            let answer: UpdatesResponse = try await box.session().call(.updates)
+            if box.json { return try printJSON(answer) }
+            print(
+                "Installed: "
+                    + answer.installed.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }
+                    .joined(separator: ", ")
+            )
+            if answer.updates.isEmpty { print("No updates apply.") }
+            for update in answer.updates {
+                let state = update.waitingFor.map { "blocked: waits for \($0)" } ?? "applicable"
+                print("  \(update.name) \(update.version) (\(update.kind)) — \(state)")
+            }
+        }
+    }
+
+    struct Install: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Install a package from the appliance's update source.",
+            discussion: "Without --accept-eula the EULA is shown and nothing is installed."
+        )
+
+        @OptionGroup var box: BoxOptions
+
+        @Argument(help: "Package name (base, site or an add-on).")
+        var name: String
+
+        @Option(help: "Version (default: the newest applicable).")
+        var version: String?
+
+        @Flag(help: "Accept the package's EULA.")
+        var acceptEula = false
+
+        func run() async throws {
+            let result: InstallResponse = try await box.session().call(
+                .installUpdate,
+                body: InstallRequest(name: name, version: version, acceptEula: acceptEula)
+            )
+            if box.json { return try printJSON(result) }
+            print("Installed \(result.name) \(result.version) on \(box.address). \(result.message)")
+        }
+    }
+
+    struct Upload: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Install a package file (manual install).")
+
+        @OptionGroup var box: BoxOptions
+
+        @Argument(help: "The package file.")
+        var file: String
+
+        @Flag(help: "Accept the package's EULA.")
+        var acceptEula = false
+
+        func run() async throws {
+            let session = try await box.session()
+            let result = try await session.client.upload(
+                method: Endpoint.uploadUpdate.method,
+                path: Endpoint.uploadUpdate.path,
+                headers: [
+                    ("Authorization", "Bearer \(session.token ?? "")"), (acceptEulaHeader, acceptEula ? "yes" : "no"),
+                ],
+                fromFile: file,
+                progress: { _ in }
+            )
+            guard (200..<300).contains(result.status) else {
+                let error = try? APICoding.decoder().decode(ErrorResponse.self, from: Data(result.body))
+                throw ValidationError(error?.message ?? "the appliance refused the package (HTTP \(result.status))")
+            }
+            let installed = try APICoding.decoder().decode(InstallResponse.self, from: Data(result.body))
+            print("Installed \(installed.name) \(installed.version) on \(box.address). \(installed.message)")
+        }
+    }
+
+    struct DownloadKeyCommand: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "download-key",
+            abstract: "Issue the appliance's download key (for fetching updates on another machine)."
+        )
+
+        @OptionGroup var box: BoxOptions
+
+        @Option(help: "File to write the key to.")
+        var out: String
+
+        func run() async throws {
+            let answer: DownloadKeyResponse = try await box.session().call(.downloadKey)
+            try Data((answer.key + "\n").utf8).write(to: URL(fileURLWithPath: out), options: .atomic)
+            print("Download key of \(box.address) written to \(out)")
+        }
+    }
+
+    struct Fetch: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "On an unrestricted machine: turn a download key into the package files that apply.",
+            discussion: "Packages fetched with a key are recorded and not offered again for that key."
+        )
+
+        @Option(help: "The download key file.")
+        var downloadKey: String
+
+        @Option(help: "Repository directory.")
+        var repo: String
+
+        @Option(help: "Directory to put the package files in.")
+        var out: String
+
+        @Option(help: "Vendor public key (PEM) to verify the packages with before handing them out.")
+        var vendorKey: String?
+
+        @Option(help: "Where the fetch ledger is kept (default: $APPLIANCECTL_HOME or ~/.appliancectl).")
+        var stateDir: String?
+
+        func run() async throws {
+            let text = try String(contentsOfFile: downloadKey, encoding: .utf8)
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+            let key = try DownloadKey.parse(text)
+            let index = try RepositoryBuilder.loadIndex(directory: URL(fileURLWithPath: repo))
+            let home =
+                stateDir ?? ProcessInfo.processInfo.environment["APPLIANCECTL_HOME"]
+                ?? (NSHomeDirectory() + "/.appliancectl")
+            try FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true)
+            let ledger = FetchLedger(file: URL(fileURLWithPath: home).appendingPathComponent("fetched.json"))
+            let plan = try UpdatePlanner.plan(for: key, index: index, ledger: ledger)
+            let trusted = try vendorKey.map {
+                [try Ed25519PublicKey(pem: try String(contentsOfFile: $0, encoding: .utf8))]
+            }
+            try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+            var copied: [String] = []
+            for update in plan {
+                guard case .applicable = update.status, let entry = index.entry(for: update.manifest) else {
+                    print("  \(update.manifest.name) \(update.manifest.version): \(update.message ?? "blocked")")
+                    continue
+                }
+                let source = URL(fileURLWithPath: repo).appendingPathComponent(entry.file)
+                if let trusted { _ = try PackageVerifier.verify(file: source, trustedKeys: trusted) }
+                let destination = URL(fileURLWithPath: out).appendingPathComponent(entry.file)
+                try? FileManager.default.removeItem(at: destination)
+                try FileManager.default.copyItem(at: source, to: destination)
+                copied.append(entry.file)
+                print("  \(entry.file)")
+            }
+            try ledger.record(keyId: key.keyId, files: copied)
+            print("\(copied.count) package file(s) for \(key.hostname) (\(key.applianceId)) in \(out)")
+        }
+    }
+}
