@@ -258,3 +258,56 @@ struct TestVendor {
         )
     }
 }
+
+/// The vendor's side with appliancectl's own tooling: key, signed packages, repository; then the operator's side.
+@Suite struct VendorToolingTests {
+    @Test func packagesMadeWithAppliancectlInstall() async throws {
+        let cli = CommandLineTests.CLI()
+        let dir = TestSupport.temporaryDirectory("vendor-cli")
+        let prefix = dir.appendingPathComponent("acme").path
+        let keygen = try cli.run(["vendor", "keygen", "--out", prefix])
+        #expect(keygen.status == 0, "\(keygen.stderr)")
+        let mode = try FileManager.default.attributesOfItem(atPath: prefix + ".key")[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+        #expect(try cli.run(["vendor", "keygen", "--out", prefix]).status != 0, "a signing key is never overwritten")
+
+        let payload = dir.appendingPathComponent("payload.bin")
+        try Data(SecureRandom.bytes(100_000)).write(to: payload)
+        let eula = dir.appendingPathComponent("eula.txt")
+        try Data("ACME site 24.2 licence".utf8).write(to: eula)
+        let site = dir.appendingPathComponent("site.pkg").path
+        let addon = dir.appendingPathComponent("reports.pkg").path
+        #expect(
+            try cli.run([
+                "vendor", "build", "--key", prefix + ".key", "--name", "site", "--kind", "site", "--version", "24.2.0",
+                "--eula", eula.path, "--payload", payload.path, "--out", site,
+            ]).status == 0
+        )
+        #expect(
+            try cli.run([
+                "vendor", "build", "--key", prefix + ".key", "--name", "reports", "--kind", "addon", "--version",
+                "1.0.0",
+                "--requires", "site>=24.3.0", "--payload", payload.path, "--out", addon,
+            ]).status == 0
+        )
+        let repo = dir.appendingPathComponent("repo").path
+        #expect(try cli.run(["vendor", "repo-add", "--repo", repo, site, addon]).status == 0)
+
+        let box = try await TestBox(arguments: ["--vendor-key", prefix + ".pub"])
+        defer { box.stop() }
+        #expect(try cli.run(["first-login", box.endpoint]).status == 0)
+        #expect(try cli.run(["updates", "source", box.endpoint, "--repo", repo]).status == 0)
+        let check = try cli.run(["updates", "check", box.endpoint])
+        #expect(check.stdout.contains("site 24.2.0 (site) — applicable"), "\(check.stdout)")
+        let refused = try cli.run(["updates", "install", box.endpoint, "site"])
+        #expect(refused.status == 1)
+        #expect(refused.stderr.contains("ACME site 24.2 licence"), "the EULA is shown, nothing installed")
+        let install = try cli.run(["updates", "install", box.endpoint, "site", "--accept-eula"])
+        #expect(install.status == 0, "\(install.stderr)")
+        #expect(install.stdout.contains("client installers generated earlier are invalid"))
+        // The add-on needs a site version that is not available: a manual install is refused.
+        let upload = try cli.run(["updates", "upload", box.endpoint, addon, "--accept-eula"])
+        #expect(upload.status != 0)
+        #expect(upload.stderr.contains("24.3.0"))
+    }
+}
