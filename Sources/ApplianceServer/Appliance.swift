@@ -292,7 +292,7 @@ public final class Appliance: Sendable {
         try box.close()
         try fm.createDirectory(at: directory.resetTrash, withIntermediateDirectories: true)
         let doomed =
-            [directory.site, directory.recordings, directory.tmp]
+            [directory.site, directory.recordings, directory.tmp, packagesDirectory]
             + ["box.sqlite", "box.sqlite-wal", "box.sqlite-shm"].map { directory.root.appendingPathComponent($0) }
         for item in doomed where fm.fileExists(atPath: item.path) {
             try fm.moveItem(at: item, to: directory.resetTrash.appendingPathComponent(item.lastPathComponent))

@@ -109,6 +109,17 @@ struct TestVendor {
         // Now base 7.3.0 applies (it needed site 24.2.0).
         let next: UpdatesResponse = try await again.call(.updates)
         #expect(next.updates.contains { $0.name == "base" && $0.version == "7.3.0" && $0.status == "applicable" })
+
+        // A factory reset returns the factory software: the installed package and its payload are gone.
+        let payloads = box.dataDir.appendingPathComponent("packages")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: payloads.path).count == 1)
+        try await again.perform(.factoryReset, body: FactoryResetRequest(confirmHostname: status.hostname))
+        try await Task.sleep(for: .milliseconds(600))
+        try await box.waitUntilHealthy()
+        box.factoryFresh = true
+        let reset: StatusResponse = try await box.admin().call(.status)
+        #expect(reset.software.siteVersion == "24.1.0")
+        #expect(!FileManager.default.fileExists(atPath: payloads.path))
     }
 
     @Test func badPackagesAreRefusedAndChangeNothing() async throws {
