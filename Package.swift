@@ -97,6 +97,7 @@ let package = Package(
         .executableTarget(
             name: "applianced",
             dependencies: [
+                "ApplianceAPI",
                 "ApplianceServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),

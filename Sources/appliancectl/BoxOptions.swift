@@ -30,12 +30,7 @@ struct BoxOptions: ParsableArguments {
     }
 
     var parsedAddress: (host: String, port: Int)? {
-        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]),
-            (1...65535).contains(port)
-        else { return nil }
-        var host = String(address[..<colon])
-        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        return host.isEmpty ? nil : (host, port)
+        HostPort(address).map { ($0.host, $0.port) }
     }
 
     var pinStore: PinStore {

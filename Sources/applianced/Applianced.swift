@@ -1,3 +1,4 @@
+import ApplianceAPI
 import ApplianceServer
 import ArgumentParser
 import Logging
@@ -31,21 +32,12 @@ struct Applianced: AsyncParsableCommand {
     var logLevel: String = "info"
 
     func validate() throws {
-        guard parseListen() != nil else {
+        guard HostPort(listen) != nil else {
             throw ValidationError("--listen must be ADDRESS:PORT, e.g. 127.0.0.11:8443 or [::1]:8443")
         }
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
         }
-    }
-
-    func parseListen() -> (address: String, port: Int)? {
-        guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]),
-            (1...65535).contains(port)
-        else { return nil }
-        var address = String(listen[..<colon])
-        if address.hasPrefix("[") && address.hasSuffix("]") { address = String(address.dropFirst().dropLast()) }
-        return address.isEmpty ? nil : (address, port)
     }
 
     func run() async throws {
@@ -56,12 +48,12 @@ struct Applianced: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "applianced")
-        guard let (address, port) = parseListen() else { throw ValidationError("bad --listen") }
+        guard let listenAddress = HostPort(listen) else { throw ValidationError("bad --listen") }
         let appliance = try Appliance(
             configuration: ApplianceConfiguration(
                 dataDirectory: dataDir,
-                listenAddress: address,
-                port: port,
+                listenAddress: listenAddress.host,
+                port: listenAddress.port,
                 hostname: hostname,
                 factorySiteVersion: factorySiteVersion,
                 vendorKeyFiles: vendorKey
