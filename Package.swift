@@ -36,6 +36,17 @@ let package = Package(
             pkgConfig: "openssl",
             providers: [.apt(["libssl-dev"])]
         ),
+        // libvirt from the system (libvirt-dev). Raw pointers stay inside Libvirt.
+        .systemLibrary(
+            name: "CLibvirt",
+            pkgConfig: "libvirt",
+            providers: [.apt(["libvirt-dev"])]
+        ),
+        .target(
+            name: "Libvirt",
+            dependencies: ["CLibvirt"],
+            swiftSettings: strictSettings
+        ),
         .target(
             name: "ApplianceCrypto",
             dependencies: ["COpenSSL"],
@@ -116,6 +127,11 @@ let package = Package(
                 "SoftwarePackages",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "LibvirtTests",
+            dependencies: ["Libvirt"],
             swiftSettings: strictSettings
         ),
         .testTarget(
