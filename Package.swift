@@ -26,6 +26,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
@@ -45,6 +46,11 @@ let package = Package(
         .target(
             name: "Libvirt",
             dependencies: ["CLibvirt"],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "ApplianceTemplates",
+            dependencies: [.product(name: "Mustache", package: "swift-mustache")],
             swiftSettings: strictSettings
         ),
         .target(
@@ -127,6 +133,11 @@ let package = Package(
                 "SoftwarePackages",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "ApplianceTemplatesTests",
+            dependencies: ["ApplianceTemplates"],
             swiftSettings: strictSettings
         ),
         .testTarget(

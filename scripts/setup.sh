@@ -3,7 +3,7 @@
 # SQLite), pkg-config for the system library targets, and the tools the tests use to check our files with
 # standard software (age, tar, openssl, sqlite3).
 set -euo pipefail
-packages=(libvirt-dev libssl-dev libsqlite3-dev pkg-config age openssl sqlite3 tar procps bc)
+packages=(libvirt-dev libvirt-clients libxml2-utils libssl-dev libsqlite3-dev pkg-config age openssl sqlite3 tar procps bc)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
