@@ -178,6 +178,25 @@ public final class ApplianceConnection: Sendable {
         return try APICoding.decoder().decode(StoredFileInfo.self, from: Data(result.body))
     }
 
+    /// Uploads a package file for installation (manual install); `acceptEula` answers the package's EULA.
+    public func installPackage(
+        fromFile file: String,
+        acceptEula: Bool,
+        progress: @escaping @Sendable (Int64) -> Void = { _ in }
+    ) async throws -> InstallResponse {
+        let result = try await client.upload(
+            method: Endpoint.uploadUpdate.method,
+            path: Endpoint.uploadUpdate.path,
+            headers: authHeaders + [
+                ("Content-Type", "application/octet-stream"), (acceptEulaHeader, acceptEula ? "yes" : "no"),
+            ],
+            fromFile: file,
+            progress: progress
+        )
+        try check(result, .uploadUpdate)
+        return try APICoding.decoder().decode(InstallResponse.self, from: Data(result.body))
+    }
+
     /// Downloads a stored file or recording (`getFile` / `getRecording`) into `file`.
     public func download(
         _ endpoint: Endpoint,

@@ -128,19 +128,7 @@ struct TestVendor {
         defer { box.stop() }
         let admin = try await box.admin()
         func upload(_ file: URL) async -> String? {
-            await refusal {
-                let result = try await admin.client.upload(
-                    method: Endpoint.uploadUpdate.method,
-                    path: Endpoint.uploadUpdate.path,
-                    headers: [("Authorization", "Bearer \(admin.token ?? "")"), (acceptEulaHeader, "yes")],
-                    fromFile: file.path,
-                    progress: { _ in }
-                )
-                if result.status != 200 {
-                    let error = try APICoding.decoder().decode(ErrorResponse.self, from: Data(result.body))
-                    throw ApplianceClientError.api(status: result.status, code: error.error, message: error.message)
-                }
-            }
+            await refusal { _ = try await admin.installPackage(fromFile: file.path, acceptEula: true) }
         }
         let stranger = Ed25519PrivateKey()
         #expect(await upload(try vendor.package("site", .site, "24.2.0", signedBy: stranger)) == "package_untrustedKey")

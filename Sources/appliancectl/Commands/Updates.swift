@@ -88,21 +88,7 @@ struct Updates: AsyncParsableCommand {
         var acceptEula = false
 
         func run() async throws {
-            let session = try await box.session()
-            let result = try await session.client.upload(
-                method: Endpoint.uploadUpdate.method,
-                path: Endpoint.uploadUpdate.path,
-                headers: [
-                    ("Authorization", "Bearer \(session.token ?? "")"), (acceptEulaHeader, acceptEula ? "yes" : "no"),
-                ],
-                fromFile: file,
-                progress: { _ in }
-            )
-            guard (200..<300).contains(result.status) else {
-                let error = try? APICoding.decoder().decode(ErrorResponse.self, from: Data(result.body))
-                throw ValidationError(error?.message ?? "the appliance refused the package (HTTP \(result.status))")
-            }
-            let installed = try APICoding.decoder().decode(InstallResponse.self, from: Data(result.body))
+            let installed = try await box.session().installPackage(fromFile: file, acceptEula: acceptEula)
             print("Installed \(installed.name) \(installed.version) on \(box.address). \(installed.message)")
         }
     }
