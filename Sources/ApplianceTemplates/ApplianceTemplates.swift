@@ -90,7 +90,8 @@ public struct DomainSpec: Sendable {
     public var kernel: String
     public var initrd: String
     public var cmdline: String
-    public var dataDisk: String
+    /// The appliance's disk (qcow2); nil boots without one (the hypervisor probe).
+    public var dataDisk: String?
     public var consoleLog: String
     public var networking: ApplianceNetworking
     public var tbCacheMiB: Int
@@ -105,7 +106,7 @@ public struct DomainSpec: Sendable {
         kernel: String,
         initrd: String,
         cmdline: String,
-        dataDisk: String,
+        dataDisk: String?,
         consoleLog: String,
         networking: ApplianceNetworking,
         tbCacheMiB: Int = 32
@@ -135,7 +136,7 @@ public struct DomainSpec: Sendable {
         }
         guard (1...64).contains(vcpus) else { throw TemplateError("vcpus must be 1 to 64; got \(vcpus)") }
         for (path, what) in [
-            (kernel, "kernel"), (initrd, "initrd"), (dataDisk, "data disk"), (consoleLog, "console log"),
+            (kernel, "kernel"), (initrd, "initrd"), (dataDisk ?? "/", "data disk"), (consoleLog, "console log"),
         ] {
             try TemplateCheck.absolutePath(path, what: what)
         }
@@ -154,8 +155,9 @@ public struct DomainSpec: Sendable {
         var values: [String: Any] = [
             "name": name, "uuid": uuid.uuidString.lowercased(), "applianceId": applianceId, "domainType": domainType,
             "memoryMiB": memoryMiB, "vcpus": vcpus, "kernel": kernel, "initrd": initrd, "cmdline": cmdline,
-            "dataDisk": dataDisk, "consoleLog": consoleLog, "tcg": domainType == "qemu", "tbCacheMiB": tbCacheMiB,
+            "consoleLog": consoleLog, "tcg": domainType == "qemu", "tbCacheMiB": tbCacheMiB,
         ]
+        if let dataDisk { values["dataDisk"] = dataDisk }
         switch networking {
         case .userMode(let hostPort, let guestPort):
             values["userNetworkPort"] = hostPort
@@ -173,25 +175,39 @@ public struct VolumeSpec: Sendable {
     /// A base image this volume is a copy-on-write overlay of.
     public var backingPath: String?
     public var backingFormat: String
+    /// The volume's own format: qcow2 (an appliance disk) or raw (uploaded image files).
+    public var format: String
 
-    public init(name: String, capacityBytes: Int64, backingPath: String? = nil, backingFormat: String = "qcow2") {
+    public init(
+        name: String,
+        capacityBytes: Int64,
+        backingPath: String? = nil,
+        backingFormat: String = "qcow2",
+        format: String = "qcow2"
+    ) {
         self.name = name
         self.capacityBytes = capacityBytes
         self.backingPath = backingPath
         self.backingFormat = backingFormat
+        self.format = format
     }
 
     func validate() throws {
         try TemplateCheck.name(name, what: "volume name", allowDot: true)
         guard capacityBytes >= 1 << 20 else { throw TemplateError("a volume needs at least 1 MiB") }
         if let backingPath { try TemplateCheck.absolutePath(backingPath, what: "backing image") }
-        guard ["qcow2", "raw"].contains(backingFormat) else {
-            throw TemplateError("backing format must be qcow2 or raw, not '\(backingFormat)'")
+        guard ["qcow2", "raw"].contains(backingFormat), ["qcow2", "raw"].contains(format) else {
+            throw TemplateError("volume formats must be qcow2 or raw, not '\(format)' / '\(backingFormat)'")
+        }
+        guard backingPath == nil || format == "qcow2" else {
+            throw TemplateError("only a qcow2 volume can have a backing image")
         }
     }
 
     var context: [String: Any] {
-        var values: [String: Any] = ["name": name, "capacityBytes": capacityBytes, "backingFormat": backingFormat]
+        var values: [String: Any] = [
+            "name": name, "capacityBytes": capacityBytes, "backingFormat": backingFormat, "format": format,
+        ]
         if let backingPath { values["backingPath"] = backingPath }
         return values
     }

@@ -104,3 +104,17 @@ func snapshots<Handle, Info>(of handles: [Handle], _ info: (Handle) throws -> In
         }
     }
 }
+
+final class StreamHandle {
+    let pointer: OpaquePointer
+    let connection: ConnectionHandle
+
+    init(_ pointer: OpaquePointer, connection: ConnectionHandle) {
+        self.pointer = pointer
+        self.connection = connection
+    }
+
+    deinit {
+        virStreamFree(pointer)
+    }
+}

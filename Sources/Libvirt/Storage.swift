@@ -182,6 +182,24 @@ extension LibvirtConnection {
         }
     }
 
+    /// The pool's XML description (`virStoragePoolGetXMLDesc`), for example to read its target directory.
+    public func poolXML(named name: String) throws -> String {
+        let operation = "read the description of storage pool '\(name)'"
+        return try withPool(name, operation) { pool in
+            guard let xml = virStoragePoolGetXMLDesc(pool.pointer, 0) else {
+                throw LibvirtError.last(operation)
+            }
+            return takeString(xml)
+        }
+    }
+
+    /// Marks the pool to start with its daemon (`virStoragePoolSetAutostart`).
+    public func setPoolAutostart(named name: String, _ autostart: Bool) throws {
+        try poolCall(name, "set autostart of storage pool '\(name)'") {
+            virStoragePoolSetAutostart($0, autostart ? 1 : 0)
+        }
+    }
+
     /// Looks the pool up and runs `body` with its handle kept alive until `body` returns.
     private func withPool<Result>(
         _ name: String,

@@ -61,6 +61,15 @@ import Testing
         }
     }
 
+    @Test func aDisklessDomainIsValid() throws {
+        let renderer = try ApplianceTemplates(directory: Self.templates)
+        var spec = Self.domain(.userMode(hostPort: 18443, guestPort: 443))
+        spec.dataDisk = nil
+        let xml = try renderer.render(spec)
+        #expect(try Self.validate(xml, as: "domain").status == 0, "\(xml)")
+        #expect(!xml.contains("<disk"))
+    }
+
     @Test func volumeAndNetworkXMLAreValid() throws {
         let renderer = try ApplianceTemplates(directory: Self.templates)
         let overlay = try renderer.render(
@@ -75,6 +84,12 @@ import Testing
         let plain = try renderer.render(VolumeSpec(name: "scratch", capacityBytes: 1 << 30))
         #expect(try Self.validate(plain, as: "storagevol").status == 0)
         #expect(!plain.contains("backingStore"))
+        let raw = try renderer.render(VolumeSpec(name: "vmlinuz", capacityBytes: 8 << 20, format: "raw"))
+        #expect(try Self.validate(raw, as: "storagevol").status == 0)
+        #expect(raw.contains("<format type='raw'/>"))
+        #expect(throws: TemplateError.self) {
+            try renderer.render(VolumeSpec(name: "v", capacityBytes: 1 << 30, backingPath: "/b", format: "raw"))
+        }
         let nat = try renderer.render(
             NetworkSpec(
                 name: "appliances",
