@@ -22,6 +22,9 @@ public struct ApplianceConfiguration: Sendable {
     public var backupWorkFactor: Int
     /// Vendor public keys (PEM files) whose signed packages this appliance installs (A5).
     public var vendorKeyFiles: [String]
+    /// The appliance id to take at first start (a provisioner names the VM it creates); nil makes a new one.
+    /// An existing id is never changed.
+    public var initialApplianceId: String?
 
     public init(
         dataDirectory: String,
@@ -31,12 +34,14 @@ public struct ApplianceConfiguration: Sendable {
         factoryBaseVersion: String = ApplianceVersions.base,
         factorySiteVersion: String = ApplianceVersions.site,
         backupWorkFactor: Int = 18,
-        vendorKeyFiles: [String] = []
+        vendorKeyFiles: [String] = [],
+        initialApplianceId: String? = nil
     ) {
         self.dataDirectory = dataDirectory
         self.listenAddress = listenAddress
         self.port = port
         self.hostname = hostname
+        self.initialApplianceId = initialApplianceId
         self.factoryBaseVersion = factoryBaseVersion
         self.factorySiteVersion = factorySiteVersion
         self.backupWorkFactor = backupWorkFactor
@@ -75,7 +80,7 @@ public final class Appliance: Sendable {
         self.logger = logger
         directory = DataDirectory(configuration.dataDirectory)
         try directory.prepare(logger: logger)
-        applianceId = try Self.loadOrCreateId(directory)
+        applianceId = try Self.loadOrCreateId(directory, initial: configuration.initialApplianceId)
         applianceKey = try Self.loadOrCreateKey(directory)
         vendorKeys = try configuration.vendorKeyFiles.map { path in
             do {
@@ -95,13 +100,13 @@ public final class Appliance: Sendable {
 
     var box: BoxDatabase { boxStore.withLock { $0 } }
 
-    private static func loadOrCreateId(_ directory: DataDirectory) throws -> String {
+    private static func loadOrCreateId(_ directory: DataDirectory, initial: String?) throws -> String {
         if let text = try? String(contentsOf: directory.applianceIdFile, encoding: .utf8),
             let id = UUID(uuidString: text.trimmingCharacters(in: .whitespacesAndNewlines))
         {
             return id.uuidString.lowercased()
         }
-        let id = UUID().uuidString.lowercased()
+        let id = (initial.flatMap(UUID.init(uuidString:)) ?? UUID()).uuidString.lowercased()
         try Data((id + "\n").utf8).write(to: directory.applianceIdFile, options: .atomic)
         return id
     }

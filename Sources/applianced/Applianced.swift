@@ -1,6 +1,7 @@
 import ApplianceAPI
 import ApplianceServer
 import ArgumentParser
+import Foundation
 import Logging
 import ServiceLifecycle
 import UnixSignals
@@ -28,12 +29,18 @@ struct Applianced: AsyncParsableCommand {
     @Option(help: "Vendor public key (Ed25519, PEM) whose signed packages this appliance installs; repeatable.")
     var vendorKey: [String] = []
 
+    @Option(help: "Appliance id (a UUID) to take at first start; an existing id is never changed.")
+    var applianceId: String?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
     func validate() throws {
         guard HostPort(listen) != nil else {
             throw ValidationError("--listen must be ADDRESS:PORT, e.g. 127.0.0.11:8443 or [::1]:8443")
+        }
+        if let applianceId, UUID(uuidString: applianceId) == nil {
+            throw ValidationError("--appliance-id must be a UUID, e.g. \(UUID().uuidString.lowercased())")
         }
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
@@ -56,7 +63,8 @@ struct Applianced: AsyncParsableCommand {
                 port: listenAddress.port,
                 hostname: hostname,
                 factorySiteVersion: factorySiteVersion,
-                vendorKeyFiles: vendorKey
+                vendorKeyFiles: vendorKey,
+                initialApplianceId: applianceId
             ),
             logger: logger
         )
