@@ -54,6 +54,20 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .target(
+            name: "ApplianceImage",
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "ApplianceInventory",
+            dependencies: [.product(name: "Yams", package: "Yams")],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "ApplianceProvisioning",
+            dependencies: ["Libvirt", "ApplianceTemplates", "ApplianceClient", "ApplianceAPI"],
+            swiftSettings: strictSettings
+        ),
+        .target(
             name: "ApplianceCrypto",
             dependencies: ["COpenSSL"],
             swiftSettings: strictSettings
@@ -128,6 +142,11 @@ let package = Package(
             dependencies: [
                 "ApplianceAPI",
                 "ApplianceClient",
+                "ApplianceImage",
+                "ApplianceInventory",
+                "ApplianceProvisioning",
+                "ApplianceTemplates",
+                "Libvirt",
                 "ApplianceCrypto",
                 "BackupFormat",
                 "SoftwarePackages",
@@ -138,6 +157,21 @@ let package = Package(
         .testTarget(
             name: "ApplianceTemplatesTests",
             dependencies: ["ApplianceTemplates"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "ApplianceImageTests",
+            dependencies: ["ApplianceImage"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "ApplianceInventoryTests",
+            dependencies: ["ApplianceInventory"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "ApplianceProvisioningTests",
+            dependencies: ["ApplianceProvisioning", "ApplianceTemplates", "Libvirt"],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -1,0 +1,117 @@
+import ApplianceClient
+import ApplianceImage
+import ApplianceInventory
+import ApplianceProvisioning
+import ApplianceTemplates
+import ArgumentParser
+import Foundation
+
+/// Options of the commands that work from the inventory and a hypervisor (provision, destroy, list).
+struct InventoryOptions: ParsableArguments {
+    @Option(help: "The inventory file (YAML; default: $APPLIANCECTL_INVENTORY or ./inventory.yml).")
+    var inventory: String?
+
+    @Option(help: "Secrets file (mode 0600, NAME=value lines); the environment wins over it.")
+    var secrets: String?
+
+    @Option(help: "A libvirt URI to use instead of the inventory's, e.g. qemu+ssh://host/system.")
+    var connect: String?
+
+    @Option(help: "Directory of the libvirt XML templates (default: the repository's Templates/).")
+    var templates: String?
+
+    @Option(help: "Where pins, locks and built images are kept (default: $APPLIANCECTL_HOME or ~/.appliancectl).")
+    var stateDir: String?
+
+    @Flag(help: "Print machine-readable JSON instead of text.")
+    var json = false
+
+    var inventoryFile: URL {
+        URL(
+            fileURLWithPath: inventory ?? ProcessInfo.processInfo.environment["APPLIANCECTL_INVENTORY"]
+                ?? "inventory.yml"
+        )
+    }
+
+    func loadInventory() throws -> Inventory {
+        try Inventory.load(from: inventoryFile)
+    }
+
+    var stateDirectory: URL {
+        URL(
+            fileURLWithPath: stateDir ?? ProcessInfo.processInfo.environment["APPLIANCECTL_HOME"]
+                ?? (NSHomeDirectory() + "/.appliancectl"),
+            isDirectory: true
+        )
+    }
+
+    var pinStore: PinStore { PinStore(directory: stateDirectory) }
+
+    func secretSource() throws -> SecretSource {
+        try SecretSource(secretsFile: secrets.map { URL(fileURLWithPath: $0) })
+    }
+
+    func loadTemplates() throws -> ApplianceTemplates {
+        if let templates { return try ApplianceTemplates(directory: URL(fileURLWithPath: templates)) }
+        let executable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        let starts = [
+            executable.deletingLastPathComponent(), URL(fileURLWithPath: FileManager.default.currentDirectoryPath),
+        ]
+        for start in starts {
+            if let directory = ApplianceTemplates.locate(from: start) {
+                return try ApplianceTemplates(directory: directory)
+            }
+        }
+        throw ValidationError("cannot find the Templates/ directory; give --templates DIR or set APPLIANCE_TEMPLATES")
+    }
+
+    /// The hypervisor an appliance lives on, with `--connect` applied.
+    func target(for hypervisor: ApplianceInventory.Hypervisor) -> HypervisorTarget {
+        var uri: String?
+        if case .uri(let configured) = hypervisor.uri { uri = configured }
+        var network: String?
+        if case .libvirt(let name) = hypervisor.network { network = name }
+        return HypervisorTarget(name: hypervisor.name, uri: connect ?? uri, pool: hypervisor.pool, network: network)
+    }
+}
+
+/// Where the image is built and which applianced goes into it.
+struct ImageOptions: ParsableArguments {
+    @Option(help: "The applianced binary to put in the image (default: the one next to appliancectl).")
+    var applianced: String?
+
+    @Option(help: "Image cache directory (default: <state dir>/images).")
+    var imageCache: String?
+
+    func recipe(stateDirectory: URL) throws -> ImageRecipe {
+        let binary =
+            applianced
+            ?? URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+            .appendingPathComponent("applianced").path
+        guard FileManager.default.isExecutableFile(atPath: binary) else {
+            throw ValidationError("no applianced binary at \(binary); build it (swift build) or give --applianced PATH")
+        }
+        let cache = imageCache.map { URL(fileURLWithPath: $0) } ?? stateDirectory.appendingPathComponent("images")
+        return ImageRecipe(applianced: URL(fileURLWithPath: binary), cacheRoot: cache)
+    }
+
+    /// Builds the image, or finds it in the cache.
+    func build(stateDirectory: URL, quiet: Bool = false) throws -> BuiltImage {
+        try recipe(stateDirectory: stateDirectory).build { line in
+            if !quiet { Terminal.note("image: \(line)") }
+        }
+    }
+}
+
+extension BuiltImage {
+    var files: ImageFiles {
+        ImageFiles(
+            key: key,
+            kernel: kernelURL,
+            initrd: initrdURL,
+            disk: diskURL,
+            baseCommandLine: baseCommandLine,
+            guestPort: guestPort
+        )
+    }
+}
