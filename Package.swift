@@ -171,7 +171,10 @@ let package = Package(
         ),
         .testTarget(
             name: "ApplianceProvisioningTests",
-            dependencies: ["ApplianceProvisioning", "ApplianceTemplates", "Libvirt"],
+            dependencies: [
+                "ApplianceProvisioning", "ApplianceTemplates", "Libvirt", "ApplianceInventory", "ApplianceClient",
+                "ApplianceAPI",
+            ],
             swiftSettings: strictSettings
         ),
         .testTarget(

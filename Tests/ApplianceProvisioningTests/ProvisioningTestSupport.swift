@@ -42,3 +42,49 @@ enum ProvisioningTestSupport {
         var description: String
     }
 }
+
+extension ProvisioningTestSupport {
+    /// The directory SwiftPM puts the built executables in (where the test bundle is).
+    static let binDirectory: URL = {
+        var directory = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
+        while !FileManager.default.fileExists(atPath: directory.appendingPathComponent("appliancectl").path),
+            directory.path != "/"
+        {
+            directory = directory.deletingLastPathComponent()
+        }
+        return directory
+    }()
+
+    static func binary(_ name: String) -> URL { binDirectory.appendingPathComponent(name) }
+
+    /// Runs a tool and returns its status and both outputs (output goes to files, not pipes, so a daemon the tool
+    /// starts cannot hold them open).
+    static func capture(
+        _ tool: String,
+        _ arguments: [String],
+        environment: [String: String]
+    ) throws -> (status: Int32, stdout: String, stderr: String) {
+        let directory = FileManager.default.temporaryDirectory
+        let out = directory.appendingPathComponent("capture-\(UUID().uuidString).out")
+        let err = directory.appendingPathComponent("capture-\(UUID().uuidString).err")
+        _ = FileManager.default.createFile(atPath: out.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: err.path, contents: nil)
+        defer {
+            try? FileManager.default.removeItem(at: out)
+            try? FileManager.default.removeItem(at: err)
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: tool)
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        process.standardOutput = try FileHandle(forWritingTo: out)
+        process.standardError = try FileHandle(forWritingTo: err)
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        process.waitUntilExit()
+        return (
+            process.terminationStatus, (try? String(contentsOf: out, encoding: .utf8)) ?? "",
+            (try? String(contentsOf: err, encoding: .utf8)) ?? ""
+        )
+    }
+}
