@@ -173,7 +173,7 @@ let package = Package(
             name: "ApplianceProvisioningTests",
             dependencies: [
                 "ApplianceProvisioning", "ApplianceTemplates", "Libvirt", "ApplianceInventory", "ApplianceClient",
-                "ApplianceAPI",
+                "ApplianceAPI", "ApplianceImage",
             ],
             swiftSettings: strictSettings
         ),

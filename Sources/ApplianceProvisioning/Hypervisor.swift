@@ -128,12 +128,24 @@ public struct Hypervisor: Sendable {
     /// offered and still fail (nested KVM stops the guest with an emulation error), so offering is not enough.
     public func domainType(image: ImageVolumes, templates: ApplianceTemplates) async throws -> String {
         guard try await connection.offersDomainType("kvm") else { return "qemu" }
-        let name = "appliancectl-kvm-probe-\(UInt32.random(in: 0...UInt32.max))"
+        return try await probeBoot(domainType: "kvm", image: image, templates: templates) ? "kvm" : "qemu"
+    }
+
+    /// Boots the image's probe (its init prints a marker and powers off at once) as a `domainType` guest without a
+    /// disk: true when the guest powers itself off within `timeout`, false when it pauses, crashes, does not start
+    /// or does not finish. The probe domain and its console log are removed either way.
+    public func probeBoot(
+        domainType: String,
+        image: ImageVolumes,
+        templates: ApplianceTemplates,
+        timeout: Duration = .seconds(60)
+    ) async throws -> Bool {
+        let name = "appliancectl-probe-\(UInt32.random(in: 0...UInt32.max))"
         let spec = DomainSpec(
             name: name,
             uuid: UUID(),
             applianceId: UUID().uuidString.lowercased(),
-            domainType: "kvm",
+            domainType: domainType,
             memoryMiB: 128,
             vcpus: 1,
             kernel: image.kernel,
@@ -141,30 +153,31 @@ public struct Hypervisor: Sendable {
             cmdline: image.baseCommandLine + " appliance.probe=1",
             dataDisk: nil,
             consoleLog: "\(poolPath)/\(name).log",
-            networking: .userMode(hostPort: 1, guestPort: 1)
+            networking: .userMode(hostPort: try Provisioner.freeLoopbackPort(), guestPort: image.guestPort)
         )
         _ = try await connection.defineDomain(xml: try templates.render(spec))
-        var result = "qemu"
+        var poweredOff = false
         do {
             try await connection.start(domain: name)
-            let deadline = ContinuousClock.now + .seconds(30)
+            let deadline = ContinuousClock.now + timeout
             poll: while ContinuousClock.now < deadline {
-                // The probe's init powers off at once; KVM that cannot run the guest leaves it paused or crashed.
+                // KVM that cannot run the guest leaves it paused (emulation failure) or crashed.
                 switch try await connection.state(domain: name) {
                 case .shutoff:
-                    result = "kvm"
+                    poweredOff = true
                     break poll
                 case .paused, .crashed: break poll
                 default: try await Task.sleep(for: .milliseconds(200))
                 }
             }
         } catch {
-            result = "qemu"
+            poweredOff = false
         }
+
         try? await connection.destroy(domain: name)
         try? await connection.undefine(domain: name)
         try? await connection.refreshPool(named: target.pool)
         try? await connection.deleteVolume(pool: target.pool, name: "\(name).log")
-        return result
+        return poweredOff
     }
 }

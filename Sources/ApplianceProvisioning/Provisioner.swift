@@ -103,7 +103,6 @@ public struct Provisioner: Sendable {
             var applianceId = request.recordedId ?? UUID().uuidString.lowercased()
             var hostPort: Int
             var domainType: String
-            var startToReady: Double?
             // Inspect.
             if let existing = try await inspect(request) {
                 progress("adopting the existing domain \(request.name) (\(existing.state))")
@@ -158,29 +157,14 @@ public struct Provisioner: Sendable {
                 plan.record(.domain(request.name))
                 plan.succeeded()
             }
-            if plan.step == .start {
+            var startToReady: Double?
+            let startedAt = ContinuousClock.now
+            let starts = plan.step == .start
+            if starts {
                 progress("starting \(request.name)")
-                let startedAt = ContinuousClock.now
                 try await connection.start(domain: request.name)
                 if !plan.adopted { plan.record(.running(request.name)) }
                 plan.succeeded()
-                let pin = try await waitReady(
-                    request,
-                    applianceId: applianceId,
-                    hostPort: hostPort,
-                    expectedPin: plan.adopted ? request.recordedPin : nil
-                )
-                startToReady = (ContinuousClock.now - startedAt).seconds
-                return try await finish(
-                    request,
-                    plan: &plan,
-                    applianceId: applianceId,
-                    hostPort: hostPort,
-                    pin: pin,
-                    domainType: domainType,
-                    startToReady: startToReady,
-                    started: started
-                )
             }
             let pin = try await waitReady(
                 request,
@@ -188,15 +172,19 @@ public struct Provisioner: Sendable {
                 hostPort: hostPort,
                 expectedPin: plan.adopted ? request.recordedPin : nil
             )
-            return try await finish(
-                request,
-                plan: &plan,
+            if starts { startToReady = (ContinuousClock.now - startedAt).seconds }
+            plan.succeeded()
+            try await setPassword(request, hostPort: hostPort, pin: pin)
+            plan.succeeded()
+            return ProvisionResult(
+                name: request.name,
                 applianceId: applianceId,
-                hostPort: hostPort,
-                pin: pin,
+                address: "127.0.0.1:\(hostPort)",
+                pin: pin.description,
+                adopted: plan.adopted,
                 domainType: domainType,
-                startToReady: nil,
-                started: started
+                startToReadySeconds: startToReady,
+                totalSeconds: (ContinuousClock.now - started).seconds
             )
         } catch {
             let failedStep = plan.step
@@ -219,31 +207,6 @@ public struct Provisioner: Sendable {
                 "provisioning \(request.name) failed at step '\(failedStep.rawValue)': \(error)\(cleanup)"
             )
         }
-    }
-
-    private func finish(
-        _ request: VirtualApplianceRequest,
-        plan: inout ProvisionPlan,
-        applianceId: String,
-        hostPort: Int,
-        pin: TLSPin,
-        domainType: String,
-        startToReady: Double?,
-        started: ContinuousClock.Instant
-    ) async throws -> ProvisionResult {
-        plan.succeeded()
-        try await setPassword(request, hostPort: hostPort, pin: pin)
-        plan.succeeded()
-        return ProvisionResult(
-            name: request.name,
-            applianceId: applianceId,
-            address: "127.0.0.1:\(hostPort)",
-            pin: pin.description,
-            adopted: plan.adopted,
-            domainType: domainType,
-            startToReadySeconds: startToReady,
-            totalSeconds: (ContinuousClock.now - started).seconds
-        )
     }
 
     /// A domain of that name that appliancectl made: its appliance id, port, type and state.

@@ -133,8 +133,20 @@ public struct SessionDaemon: Sendable {
 
     public var logFile: URL { root.appendingPathComponent("cache/libvirt/libvirtd.log") }
 
+    /// The longest `root` whose QEMU monitor sockets still fit a UNIX socket path (108 bytes): libvirt puts them
+    /// at `<root>/config/libvirt/qemu/lib/domain-<id>-<first 20 characters of the name>/monitor.sock`.
+    public static let longestRoot = 37
+
     /// Creates `root` owned by the daemon's user, and checks that user can reach it.
     private func prepareRoot() throws {
+        guard root.path.utf8.count <= Self.longestRoot else {
+            throw ProvisioningError(
+                .daemon,
+                "the libvirt daemon's home \(root.path) is too long for the UNIX sockets QEMU gets below it "
+                    + "(at most \(Self.longestRoot) characters); set APPLIANCECTL_LIBVIRT_HOME to a shorter path, "
+                    + "e.g. /var/lib/appliancectl/libvirt"
+            )
+        }
         let manager = FileManager.default
         do {
             try manager.createDirectory(at: root, withIntermediateDirectories: true)

@@ -5,9 +5,10 @@ enum ProvisioningTestSupport {
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     static let templates = repository.appendingPathComponent("Templates")
 
-    /// A new directory under /tmp that the unprivileged libvirt daemon (uid 65534) can traverse.
+    /// A new directory under /tmp that the unprivileged libvirt daemon (uid 65534) can traverse, with a short path:
+    /// QEMU's monitor sockets go below the daemon's home, and a UNIX socket path has at most 108 bytes.
     static func scratch(_ label: String) -> URL {
-        let url = URL(fileURLWithPath: "/tmp/appliancectl-tests-\(getpid())/\(label)-\(UUID().uuidString.prefix(8))")
+        let url = URL(fileURLWithPath: "/tmp/act\(getpid())/\(label)\(UUID().uuidString.prefix(4))")
         try? FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         chmod(url.deletingLastPathComponent().path, 0o755)
         chmod(url.path, 0o755)

@@ -52,6 +52,16 @@ import Testing
         #expect(try await hypervisor.connection.volume(pool: "test-pool", name: "box-disk.qcow2") == nil)
     }
 
+    @Test func aHomeTooLongForQEMUSocketsIsRefusedBeforeAnythingStarts() throws {
+        let root = URL(fileURLWithPath: "/tmp/" + String(repeating: "x", count: SessionDaemon.longestRoot))
+        #expect {
+            try SessionDaemon(root: root).ensureRunning()
+        } throws: { error in
+            "\(error)".contains("too long") && "\(error)".contains("APPLIANCECTL_LIBVIRT_HOME")
+        }
+        #expect(!FileManager.default.fileExists(atPath: root.path), "nothing is created")
+    }
+
     @Test func aRemoteURIWithoutThePoolIsAClearError() async throws {
         let daemon = SessionDaemon(root: ProvisioningTestSupport.scratch("daemon2"))
         defer { daemon.stop() }

@@ -1,7 +1,9 @@
 import ApplianceAPI
 import ApplianceClient
+import ApplianceImage
 import ApplianceInventory
 import ApplianceProvisioning
+import ApplianceTemplates
 import Foundation
 import Libvirt
 import Testing
@@ -194,6 +196,35 @@ import Testing
         #expect(try appliancectl(["destroy", name, "--inventory", inventory.path]).status == 0)
         left = try await leftovers(name)
         #expect(!left.domain && left.volumes.isEmpty, "\(left)")
+    }
+
+    /// The KVM probe's mechanism, shown with TCG: the probe guest powers itself off, which is what tells a
+    /// working hypervisor type from one that pauses the guest (nested KVM here). KVM itself is not offered to
+    /// the unprivileged daemon on this machine, so the default choice is TCG.
+    @Test(.timeLimit(.minutes(5)))
+    func theProbeGuestPowersItselfOff() async throws {
+        let built = try appliancectl(["image", "build", "--json"])
+        try #require(built.status == 0, "\(built.stderr)")
+        let image = try JSONDecoder().decode(BuiltImage.self, from: Data(built.stdout.utf8))
+        let hypervisor = try await Hypervisor.open(HypervisorTarget(name: "local"), daemon: daemon)
+        let templates = try ApplianceTemplates(directory: ProvisioningTestSupport.templates)
+        let volumes = try await hypervisor.install(
+            ImageFiles(
+                key: image.key,
+                kernel: image.kernelURL,
+                initrd: image.initrdURL,
+                disk: image.diskURL,
+                baseCommandLine: image.baseCommandLine,
+                guestPort: image.guestPort
+            ),
+            templates: templates
+        )
+        #expect(try await hypervisor.probeBoot(domainType: "qemu", image: volumes, templates: templates))
+        if try await !hypervisor.connection.offersDomainType("kvm") {
+            #expect(try await hypervisor.domainType(image: volumes, templates: templates) == "qemu")
+        }
+        let domains = try await hypervisor.connection.listDomains().map(\.name)
+        #expect(!domains.contains { $0.hasPrefix("appliancectl-probe-") }, "the probe domain is removed")
     }
 
     @Test func aSecondRunOnTheSameNameIsRefusedAtOnce() throws {
