@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The main job at this stage: start a populated "physical" box and a factory-fresh one (applianced processes on
-# their own loopback addresses), back the first one up with appliancectl, restore the backup into the second,
-# and show that the site arrived (settings, users and history digests equal).
+# The main job at this stage: start a populated "physical" box (an applianced process on its own loopback
+# address), provision a virtual appliance for it (the image built from Debian packages, a real VM under QEMU
+# through appliancectl's own libvirt daemon), back the box up with appliancectl, restore the backup into the VM,
+# and show that the site arrived (settings, users and history digests equal). The VM is destroyed at the end
+# unless KEEP_VM=1.
 #
 #   SIZE=256MiB scripts/demo.sh        (default 256MiB; any size such as 1GiB works)
 set -euo pipefail
@@ -12,29 +14,50 @@ swift build -c release --product appliancectl >/dev/null
 bin="$(swift build -c release --show-bin-path)"
 
 work="$(mktemp -d /tmp/appliance-demo.XXXXXX)"
+chmod 755 "$work"
 export APPLIANCECTL_HOME="$work/ctl"
 export APPLIANCE_PASSWORD="Demo-Operator-Pass-1"
 export BACKUP_PASSWORD="Demo-Backup-Pass-1"
 old="127.0.0.11:8443"
-new="127.0.0.12:8443"
+cat >"$work/inventory.yml" <<'YAML'
+# The demo's inventory: the "physical" box and the virtual appliance made for it.
+hypervisors:
+  local:
+    pool: appliances
+appliances:
+  old-box:
+    physical:
+      address: 127.0.0.11:8443
+    password: APPLIANCE_PASSWORD
+  demo-vm:
+    virtual:
+      hypervisor: local
+      memory_mib: 1024     # restoring an encrypted backup needs scrypt's 256 MiB
+    password: APPLIANCE_PASSWORD
+YAML
 
 "$bin/applianced" --data-dir "$work/old" --listen "$old" --log-level warning &
 old_pid=$!
-"$bin/applianced" --data-dir "$work/new" --listen "$new" --log-level warning &
-new_pid=$!
-trap 'kill $old_pid $new_pid 2>/dev/null || true' EXIT
-for address in "$old" "$new"; do
-    for _ in $(seq 1 100); do APPLIANCE_PASSWORD= "$bin/appliancectl" status "$address" >/dev/null 2>&1 && break; sleep 0.1; done
-done
+finish() {
+    kill $old_pid 2>/dev/null || true
+    if [ "${KEEP_VM:-0}" != 1 ]; then
+        "$bin/appliancectl" destroy demo-vm --inventory "$work/inventory.yml" >/dev/null 2>&1 || true
+    fi
+}
+trap finish EXIT
+for _ in $(seq 1 100); do APPLIANCE_PASSWORD= "$bin/appliancectl" status "$old" >/dev/null 2>&1 && break; sleep 0.1; done
 
-echo "== first login on both boxes"
+echo "== first login on the physical box"
 "$bin/appliancectl" first-login "$old"
-"$bin/appliancectl" first-login "$new"
+echo "== provision the virtual appliance (image from Debian packages, QEMU through libvirt)"
+"$bin/appliancectl" provision demo-vm --inventory "$work/inventory.yml"
+new=$(python3 -c 'import sys,re; print(re.search(r"address: (\S+)", open(sys.argv[1]).read().split("demo-vm:")[1]).group(1))' "$work/inventory.yml")
+"$bin/appliancectl" list --inventory "$work/inventory.yml"
 echo "== populate the old box with ${SIZE:-256MiB} of site data"
 "$bin/appliancectl" populate "$old" --size "${SIZE:-256MiB}" --seed 42
 echo "== back up the old box"
 "$bin/appliancectl" backup "$old" --out "$work/old.backup"
-echo "== restore into the new box"
+echo "== restore into the virtual appliance at $new"
 "$bin/appliancectl" restore "$new" --file "$work/old.backup"
 echo "== compare"
 "$bin/appliancectl" summary "$old" >"$work/old.json"
