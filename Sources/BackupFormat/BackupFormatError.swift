@@ -10,6 +10,8 @@ public struct BackupFormatError: Error, Sendable, CustomStringConvertible {
             case notABackup
             case unsupported
             case invalidArgument
+            case passwordRequired
+            case unreadable
         }
 
         private let value: Value
@@ -32,6 +34,10 @@ public struct BackupFormatError: Error, Sendable, CustomStringConvertible {
         public static let unsupported = Code(.unsupported)
         /// The caller passed something that cannot be written (a name or size the format cannot hold).
         public static let invalidArgument = Code(.invalidArgument)
+        /// The backup is encrypted and no password was given.
+        public static let passwordRequired = Code(.passwordRequired)
+        /// The backup file cannot be opened or read (missing, no permission, an I/O error).
+        public static let unreadable = Code(.unreadable)
 
         public var description: String {
             value.rawValue
