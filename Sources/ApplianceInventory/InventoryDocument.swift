@@ -46,8 +46,13 @@ struct InventoryDocument {
 
     /// Turns a Yams error into an `InventoryError` with a position, leaving out the text of the line: the line
     /// could hold a secret someone pasted by mistake. For the same reason the Yams error (whose description
-    /// quotes the YAML) is not kept as the cause.
-    static func syntaxError(_ error: YamlError, text: String, file: String) -> InventoryError {
+    /// quotes the YAML) is not kept as the cause. `document` names the file's role in messages.
+    static func syntaxError(
+        _ error: YamlError,
+        text: String,
+        file: String,
+        document: String = "the inventory"
+    ) -> InventoryError {
         func located(_ problem: String, _ mark: Mark, _ context: YamlError.Context?) -> InventoryError {
             var message = "YAML syntax error: \(problem)"
             if let context {
@@ -83,7 +88,7 @@ struct InventoryDocument {
             }
             return InventoryError(
                 code: .syntax,
-                message: "cannot read the inventory: \(problem); save it as UTF-8 text",
+                message: "cannot read \(document): \(problem); save it as UTF-8 text",
                 location: location
             )
         case .duplicatedKeysInMapping(let duplicates, let context):
@@ -104,7 +109,7 @@ struct InventoryDocument {
         default:
             return InventoryError(
                 code: .syntax,
-                message: "cannot read the inventory as YAML (\(error)); fix the YAML",
+                message: "cannot read \(document) as YAML (\(error)); fix the YAML",
                 location: .init(file: file)
             )
         }
@@ -134,8 +139,9 @@ struct InventoryDocument {
 // MARK: - Building the model
 
 extension InventoryDocument {
-    /// Walks the YAML tree, validating as it goes, and builds the model.
-    fileprivate struct Builder {
+    /// Walks the YAML tree, validating as it goes, and builds the model. Playbooks reuse its helpers for errors,
+    /// keys, types and structure.
+    struct Builder {
         let file: String
         var applianceNodes: [String: (key: Node, value: Node)] = [:]
 

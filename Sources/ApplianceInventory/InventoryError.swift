@@ -11,6 +11,8 @@ public struct InventoryError: Error, Sendable, CustomStringConvertible {
             case syntax
             case invalidInventory
             case secretInInventory
+            case invalidPlaybook
+            case secretInPlaybook
             case unknownAppliance
             case unknownHypervisor
             case cannotEdit
@@ -34,6 +36,11 @@ public struct InventoryError: Error, Sendable, CustomStringConvertible {
         public static let invalidInventory = Code(.invalidInventory)
         /// The inventory holds what looks like a secret value; secrets belong in the environment or secrets file.
         public static let secretInInventory = Code(.secretInInventory)
+        /// The playbook is well-formed YAML but breaks a playbook rule: unknown key, key of another kind of
+        /// playbook, missing key, wrong type or value, or an appliance of the wrong kind for the playbook.
+        public static let invalidPlaybook = Code(.invalidPlaybook)
+        /// The playbook holds what looks like a secret value where the NAME of a secret belongs.
+        public static let secretInPlaybook = Code(.secretInPlaybook)
         /// No appliance of that name in the inventory.
         public static let unknownAppliance = Code(.unknownAppliance)
         /// No hypervisor of that name in the inventory.

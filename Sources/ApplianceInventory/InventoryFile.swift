@@ -13,14 +13,16 @@ enum InventoryFile {
         url.relativePath
     }
 
-    static func readText(of url: URL) throws -> String {
+    /// Reads a UTF-8 text file. `document` names the file's role in messages; `ifMissing` says what to do when
+    /// it does not exist.
+    static func readText(
+        of url: URL,
+        document: String = "inventory",
+        ifMissing: String = "create it (see Playbooks/inventory.example.yml) or pass the right file with --inventory"
+    ) throws -> String {
         let name = displayName(of: url)
         guard FileManager.default.fileExists(atPath: url.path) else {
-            throw InventoryError(
-                code: .io,
-                message: "the inventory \(name) does not exist; create it (see Playbooks/inventory.example.yml) "
-                    + "or pass the right file with --inventory"
-            )
+            throw InventoryError(code: .io, message: "the \(document) \(name) does not exist; \(ifMissing)")
         }
         let data: Data
         do {
@@ -28,14 +30,14 @@ enum InventoryFile {
         } catch {
             throw InventoryError(
                 code: .io,
-                message: "cannot read the inventory \(name) (\(error.localizedDescription)); check its permissions",
+                message: "cannot read the \(document) \(name) (\(error.localizedDescription)); check its permissions",
                 cause: error
             )
         }
         guard let text = String(data: data, encoding: .utf8) else {
             throw InventoryError(
                 code: .syntax,
-                message: "the inventory \(name) is not UTF-8 text; save it as UTF-8",
+                message: "the \(document) \(name) is not UTF-8 text; save it as UTF-8",
                 location: .init(file: name)
             )
         }
