@@ -68,6 +68,17 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .target(
+            name: "ApplianceMigration",
+            dependencies: [
+                "ApplianceAPI",
+                "ApplianceClient",
+                "ApplianceCrypto",
+                "BackupFormat",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
             name: "ApplianceCrypto",
             dependencies: ["COpenSSL"],
             swiftSettings: strictSettings
@@ -144,6 +155,7 @@ let package = Package(
                 "ApplianceClient",
                 "ApplianceImage",
                 "ApplianceInventory",
+                "ApplianceMigration",
                 "ApplianceProvisioning",
                 "ApplianceTemplates",
                 "Libvirt",
@@ -175,6 +187,11 @@ let package = Package(
                 "ApplianceProvisioning", "ApplianceTemplates", "Libvirt", "ApplianceInventory", "ApplianceClient",
                 "ApplianceAPI", "ApplianceImage",
             ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "ApplianceMigrationTests",
+            dependencies: ["ApplianceMigration", "ApplianceClient", "ApplianceAPI", "BackupFormat"],
             swiftSettings: strictSettings
         ),
         .testTarget(

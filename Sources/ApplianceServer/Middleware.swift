@@ -92,7 +92,8 @@ struct AuthenticationMiddleware: RouterMiddleware {
     let appliance: Appliance
 
     static let open: Set<Endpoint> = [.health, .login]
-    static let allowedBeforePasswordChange: Set<Endpoint> = [.logout, .changePassword]
+    /// A factory-fresh (or just factory-reset) box may still be shut down: that is how one is returned (P6).
+    static let allowedBeforePasswordChange: Set<Endpoint> = [.logout, .changePassword, .shutdown]
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
         async throws -> Response

@@ -15,7 +15,7 @@ struct Appliancectl: AsyncParsableCommand {
             Status.self, Pin.self, FirstLogin.self, Login.self, Backup.self, Restore.self, Cert.self, Updates.self,
             Vendor.self, FactoryReset.self,
             Shutdown.self, Populate.self, Summary.self, Image.self, Provision.self, Destroy.self, List.self,
-            Session.self,
+            Session.self, RunPlaybook.self, Resume.self, Runs.self,
         ]
     )
 }

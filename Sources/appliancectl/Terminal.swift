@@ -79,3 +79,49 @@ final class ProgressBar: Sendable {
         FileHandle.standardError.write(Data(text.utf8))
     }
 }
+
+/// A spinner naming the step while the tool waits (P10); a plain line when standard error is not a terminal.
+final class Spinner: Sendable {
+    private let label: String
+    private let start = ContinuousClock.now
+    private let task: Mutex<Task<Void, Never>?> = Mutex(nil)
+
+    init(_ label: String) {
+        self.label = label
+        guard Terminal.isInteractive else {
+            Terminal.note("… \(label)")
+            return
+        }
+        let frames = Array("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏")
+        let start = start
+        task.withLock {
+            $0 = Task {
+                var index = 0
+                while !Task.isCancelled {
+                    let seconds = (ContinuousClock.now - start).components.seconds
+                    FileHandle.standardError.write(
+                        Data("\r\u{1B}[K\(frames[index % frames.count]) \(label) \(seconds) s".utf8)
+                    )
+                    index += 1
+                    try? await Task.sleep(for: .milliseconds(100))
+                }
+            }
+        }
+    }
+
+    /// Pauses the spinner (a progress bar or a question takes the line).
+    func pause() {
+        task.withLock {
+            $0?.cancel()
+            $0 = nil
+        }
+        if Terminal.isInteractive { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+    }
+
+    func finish(_ mark: String) {
+        pause()
+        let elapsed = ContinuousClock.now - start
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        Terminal.note("\(mark) \(label) (\(String(format: "%.1f", seconds)) s)")
+    }
+}

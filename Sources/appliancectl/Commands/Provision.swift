@@ -71,50 +71,13 @@ struct Provision: AsyncParsableCommand {
     var readyTimeout: Int = 300
 
     func run() async throws {
-        let inventory = try options.loadInventory()
-        let entry = try inventory.appliance(named: name)
-        guard case .virtual(let spec) = entry.kind else {
-            throw ValidationError(
-                "\(name) is a physical appliance; provision makes virtual ones. Check it with `appliancectl status`"
-            )
-        }
-        let hypervisorEntry = try inventory.hypervisor(named: spec.hypervisor)
-        let password = try options.secretSource().adminPassword(for: entry)
-        let lock = try NameLock.acquire(
+        let (result, hypervisorURI) = try await provisionVirtualAppliance(
             name: name,
-            directory: options.stateDirectory.appendingPathComponent("locks"),
-            command: "appliancectl provision \(name)"
-        )
-        defer { lock.release() }
-
-        let templates = try options.loadTemplates()
-        let built = try image.build(stateDirectory: options.stateDirectory, quiet: options.json)
-        let hypervisor = try await Hypervisor.open(options.target(for: hypervisorEntry))
-        let provisioner = Provisioner(
-            hypervisor: hypervisor,
-            templates: templates,
-            readyTimeout: .seconds(readyTimeout),
+            options: options,
+            image: image,
             keepFailed: keepFailed,
-            progress: { Terminal.note($0) }
+            readyTimeout: readyTimeout
         )
-        let request = VirtualApplianceRequest(
-            name: name,
-            recordedId: entry.id,
-            recordedPin: entry.pin.flatMap(TLSPin.init),
-            memoryMiB: spec.memoryMiB,
-            vcpus: spec.vcpus,
-            diskGiB: spec.diskGiB,
-            adminPassword: password.reveal()
-        )
-        let result = try await provisioner.provision(request, image: built.files)
-        try Inventory.record(
-            appliance: name,
-            address: result.address,
-            id: result.applianceId,
-            pin: result.pin,
-            in: options.inventoryFile
-        )
-        if let pin = TLSPin(result.pin) { try options.pinStore.record(pin, for: result.address) }
         if options.json {
             try printJSON(result)
         } else {
@@ -125,7 +88,7 @@ struct Provision: AsyncParsableCommand {
                 String(
                     format: "%@ on %@%@; %.1f s in all",
                     result.domainType == "kvm" ? "KVM" : "TCG (no KVM)",
-                    hypervisor.uri,
+                    hypervisorURI,
                     timing,
                     result.totalSeconds
                 )
@@ -213,4 +176,64 @@ struct Session: AsyncParsableCommand {
             print("stopped")
         }
     }
+}
+
+/// Provisions (or adopts) the virtual appliance `name` of the inventory and records its address, id and pin
+/// there and in the pin store; shared by `provision` and the migration's step 1.
+func provisionVirtualAppliance(
+    name: String,
+    options: InventoryOptions,
+    image: ImageOptions,
+    keepFailed: Bool,
+    readyTimeout: Int,
+    lockHeld: Bool = false
+) async throws -> (ProvisionResult, String) {
+    let inventory = try options.loadInventory()
+    let entry = try inventory.appliance(named: name)
+    guard case .virtual(let spec) = entry.kind else {
+        throw ValidationError(
+            "\(name) is a physical appliance; provision makes virtual ones. Check it with `appliancectl status`"
+        )
+    }
+    let hypervisorEntry = try inventory.hypervisor(named: spec.hypervisor)
+    let password = try options.secretSource().adminPassword(for: entry)
+    let lock =
+        lockHeld
+        ? nil
+        : try NameLock.acquire(
+            name: name,
+            directory: options.stateDirectory.appendingPathComponent("locks"),
+            command: "appliancectl provision \(name)"
+        )
+    defer { lock?.release() }
+
+    let templates = try options.loadTemplates()
+    let built = try image.build(stateDirectory: options.stateDirectory, quiet: options.json)
+    let hypervisor = try await Hypervisor.open(options.target(for: hypervisorEntry))
+    let provisioner = Provisioner(
+        hypervisor: hypervisor,
+        templates: templates,
+        readyTimeout: .seconds(readyTimeout),
+        keepFailed: keepFailed,
+        progress: { Terminal.note($0) }
+    )
+    let request = VirtualApplianceRequest(
+        name: name,
+        recordedId: entry.id,
+        recordedPin: entry.pin.flatMap(TLSPin.init),
+        memoryMiB: spec.memoryMiB,
+        vcpus: spec.vcpus,
+        diskGiB: spec.diskGiB,
+        adminPassword: password.reveal()
+    )
+    let result = try await provisioner.provision(request, image: built.files)
+    try Inventory.record(
+        appliance: name,
+        address: result.address,
+        id: result.applianceId,
+        pin: result.pin,
+        in: options.inventoryFile
+    )
+    if let pin = TLSPin(result.pin) { try options.pinStore.record(pin, for: result.address) }
+    return (result, hypervisor.uri)
 }

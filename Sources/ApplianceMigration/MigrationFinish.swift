@@ -1,0 +1,244 @@
+public import ApplianceAPI
+import ApplianceClient
+import Foundation
+
+/// One line of the verification: what was compared, on both boxes.
+public struct ComparisonItem: Codable, Sendable, Equatable {
+    public var item: String
+    public var old: String
+    public var new: String
+    public var matches: Bool
+
+    public init(item: String, old: String, new: String, matches: Bool? = nil) {
+        self.item = item
+        self.old = old
+        self.new = new
+        self.matches = matches ?? (old == new)
+    }
+
+    /// Site summaries side by side: settings, users, record counts and every checksum.
+    public static func compare(_ old: SiteSummary, _ new: SiteSummary) -> [ComparisonItem] {
+        [
+            ComparisonItem(item: "site version", old: old.siteVersion, new: new.siteVersion),
+            ComparisonItem(item: "settings", old: "\(old.settingsCount)", new: "\(new.settingsCount)"),
+            ComparisonItem(item: "settings digest", old: old.settingsDigest, new: new.settingsDigest),
+            ComparisonItem(item: "users", old: "\(old.userCount)", new: "\(new.userCount)"),
+            ComparisonItem(item: "users digest", old: old.usersDigest, new: new.usersDigest),
+            ComparisonItem(item: "history rows", old: "\(old.historyRows)", new: "\(new.historyRows)"),
+            ComparisonItem(item: "history digest", old: old.historyDigest, new: new.historyDigest),
+            ComparisonItem(item: "files", old: "\(old.fileCount)", new: "\(new.fileCount)"),
+            ComparisonItem(item: "file bytes", old: "\(old.fileBytes)", new: "\(new.fileBytes)"),
+            ComparisonItem(item: "files SHA-256 digest", old: old.filesDigest, new: new.filesDigest),
+            ComparisonItem(item: "recordings", old: "\(old.recordingCount)", new: "\(new.recordingCount)"),
+            ComparisonItem(item: "recording bytes", old: "\(old.recordingBytes)", new: "\(new.recordingBytes)"),
+            ComparisonItem(item: "recordings SHA-256 digest", old: old.recordingsDigest, new: new.recordingsDigest),
+        ]
+    }
+}
+
+extension MigrationRunner {
+    // MARK: Verify
+
+    func verify() async throws -> [String: String] {
+        let oldConnection = try await oldSession()
+        let newConnection = try await newSession()
+        let oldSummary: SiteSummary = try await oldConnection.call(.siteSummary)
+        let newSummary: SiteSummary = try await newConnection.call(.siteSummary)
+        let oldStatus: StatusResponse = try await oldConnection.call(.status)
+        let newStatus: StatusResponse = try await newConnection.call(.status)
+        var items = ComparisonItem.compare(oldSummary, newSummary)
+        items.append(
+            ComparisonItem(
+                item: "installed site version",
+                old: oldStatus.software.siteVersion,
+                new: newStatus.software.siteVersion
+            )
+        )
+        if record.settings.hostnameFromOld {
+            items.append(ComparisonItem(item: "hostname", old: oldStatus.hostname, new: newStatus.hostname))
+        }
+        let box = try newBox()
+        let served = try await PinnedHTTPClient.fetchPeerCertificate(host: box.host, port: box.port).pin.description
+        if let expected = facts["certificatePin"] {
+            items.append(ComparisonItem(item: "certificate served on \(box.address)", old: expected, new: served))
+        }
+        let mismatches = items.filter { !$0.matches }
+        guard mismatches.isEmpty else {
+            throw MigrationError(
+                .verification,
+                "\(record.settings.new.name) does not hold what \(old.name) holds: "
+                    + mismatches.map { "\($0.item) \($0.old) ≠ \($0.new)" }.joined(separator: "; ")
+                    + ". The old appliance is untouched; run resume to retry the missing parts"
+            )
+        }
+        return [
+            "verifiedItems": "\(items.count)",
+            "comparison": (try? Journal.json(items)) ?? "",
+            "oldApplianceId": oldStatus.applianceId,
+        ]
+    }
+
+    // MARK: Cutover (P5)
+
+    func cutover() async throws -> [String: String] {
+        guard let siteAddress = record.settings.cutover.siteAddress, let site = HostPort(siteAddress) else {
+            return ["cutover": "none"]
+        }
+        let box = try newBox()
+        let newId = try fact("newApplianceId")
+        if try await answersFromNew(site, id: newId) {
+            return ["cutover": "already", "siteAddress": siteAddress]
+        }
+        // The old box lets go of the site address first, so the two never answer on it at once.
+        let oldConnection = try await oldSession()
+        let oldNetwork: NetworkResponse = try await oldConnection.call(.network)
+        if let entry = oldNetwork.addresses.first(where: { $0.address == site.host }), entry.enabled {
+            try await oldConnection.perform(
+                .updateAddress,
+                parameters: ["id": "\(entry.id)"],
+                body: AddressInput(
+                    enabled: false,
+                    port: entry.port,
+                    address: entry.address,
+                    subnetMask: entry.subnetMask,
+                    access: entry.access
+                )
+            )
+            environment.events(.note("\(old.name) no longer answers on \(site.host)"))
+        }
+        environment.crash(at: "cutover:released")
+        switch record.settings.cutover {
+        case .none:
+            break
+        case .sharedIP:
+            let connection = try await newSession()
+            let network: NetworkResponse = try await connection.call(.network)
+            let template = try newAddressEntry(network)
+            var entry = network.addresses.first(where: { $0.address == site.host })
+            if entry == nil {
+                let added: AddressChangeResponse = try await connection.call(
+                    .addAddress,
+                    body: AddressInput(
+                        enabled: true,
+                        port: template.port,
+                        address: site.host,
+                        subnetMask: template.subnetMask,
+                        access: .both
+                    )
+                )
+                entry = added.address
+            }
+            if let entry, let certificateId = facts["certificateId"].flatMap(Int64.init),
+                entry.certificateId != certificateId
+            {
+                try await connection.perform(
+                    .assignCertificate,
+                    parameters: ["id": "\(entry.id)"],
+                    body: CertificateAssignment(certificateId: certificateId)
+                )
+            }
+        case .hook(_, let command):
+            try runHook(command, site: siteAddress, new: box)
+        }
+        for _ in 0..<60 where !(try await answersFromNew(site, id: newId)) {
+            try await Task.sleep(for: .milliseconds(500))
+        }
+        guard try await answersFromNew(site, id: newId) else {
+            throw MigrationError(
+                .cutover,
+                "\(siteAddress) does not answer from \(record.settings.new.name) (id \(newId)) after the cutover; "
+                    + "check the hook or the network, then run resume"
+            )
+        }
+        return ["cutover": "done", "siteAddress": siteAddress]
+    }
+
+    func answersFromNew(_ site: HostPort, id: String) async throws -> Bool {
+        let probe = ApplianceConnection(host: site.host, port: site.port, pin: nil, requestTimeout: .seconds(5))
+        guard let (_, health, pin) = try? await probe.health() else { return false }
+        let expectedPin = facts["certificatePin"] ?? (try? newBox().pin.description)
+        return health.applianceId == id && pin.description == expectedPin
+    }
+
+    func runHook(_ command: String, site: String, new box: BoxClient) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments = ["-c", command]
+        var environment = ProcessInfo.processInfo.environment
+        environment["APPLIANCE_SITE_ADDRESS"] = site
+        environment["APPLIANCE_OLD_ADDRESS"] = old.address
+        environment["APPLIANCE_NEW_ADDRESS"] = box.address
+        environment["APPLIANCE_NEW_HOST"] = box.host
+        environment["APPLIANCE_NEW_PORT"] = "\(box.port)"
+        process.environment = environment
+        do {
+            try process.run()
+        } catch {
+            throw MigrationError(.cutover, "cannot run the cutover hook (\(error)); check cutover.hook")
+        }
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            throw MigrationError(
+                .cutover,
+                "the cutover hook exited with status \(process.terminationStatus); fix it, then run resume"
+            )
+        }
+    }
+
+    // MARK: Decommission (P6)
+
+    func decommission() async throws -> [String: String] {
+        var resetDone = facts["oldReset"] == "yes"
+        if !resetDone {
+            // Was it reset before an interruption? Then it answers with a new factory key and password.
+            let (observed, _) = try await PinnedHTTPClient.fetchPeerCertificate(host: old.host, port: old.port)
+            if observed != old.pin {
+                var box = old
+                box.acceptablePins = [observed]
+                resetDone = try await box.hasFactoryPassword()
+                old = box
+                if !resetDone {
+                    throw MigrationError(.appliance, "\(old.name) presents an unknown key; check it by hand")
+                }
+            }
+        }
+        if !resetDone {
+            let connection = try await oldSession()
+            let status: StatusResponse = try await connection.call(.status)
+            let hostname = facts["oldHostname"] ?? status.hostname
+            try await connection.perform(.factoryReset, body: FactoryResetRequest(confirmHostname: hostname))
+            environment.events(.note("\(old.name) factory-reset"))
+        }
+        try note(
+            JournalEntry(runId: record.id, step: .decommission, phase: .intent, detail: ["oldReset": "yes"])
+        )
+        facts["oldReset"] = "yes"
+        environment.crash(at: "decommission:reset")
+        // After the reset the box has a new factory certificate and password: shut it down with them.
+        var stopped = false
+        for _ in 0..<40 {
+            guard
+                let (observed, _) = try? await PinnedHTTPClient.fetchPeerCertificate(
+                    host: old.host,
+                    port: old.port,
+                    connectTimeout: .seconds(2)
+                )
+            else {
+                stopped = true
+                break
+            }
+            let connection = ApplianceConnection(host: old.host, port: old.port, pin: observed)
+            if let login = try? await connection.login(username: "admin", password: "password"),
+                login.passwordChangeRequired
+            {
+                try? await connection.authenticated(login.token).perform(.shutdown)
+            }
+            try await Task.sleep(for: .milliseconds(500))
+        }
+        guard stopped else {
+            throw MigrationError(.appliance, "\(old.name) was reset but still answers; shut it down by hand")
+        }
+        environment.events(.note("\(old.name) shut down"))
+        return ["oldReset": "yes", "oldShutdown": "yes"]
+    }
+}

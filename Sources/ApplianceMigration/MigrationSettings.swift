@@ -1,0 +1,102 @@
+/// One appliance of a run, as the journal remembers it: its inventory name and how to reach it.
+public struct BoxReference: Codable, Sendable, Equatable {
+    public var name: String
+    /// HOST:PORT, known once the appliance exists (a virtual one gets it at step 1).
+    public var address: String?
+    /// The recorded TLS key pin, `sha256/…`.
+    public var pin: String?
+    public var isVirtual: Bool
+
+    public init(name: String, address: String?, pin: String?, isVirtual: Bool) {
+        self.name = name
+        self.address = address
+        self.pin = pin
+        self.isVirtual = isVirtual
+    }
+}
+
+/// How the site's clients are pointed at the new appliance (P5).
+public enum CutoverMethod: Codable, Sendable, Equatable {
+    case none
+    /// Disable the site address on the old appliance, enable it on the new one.
+    case sharedIP(siteAddress: String)
+    /// Disable the site address on the old appliance if it has it, then run a user command (DNS or NAT swing).
+    case hook(siteAddress: String, command: String)
+
+    public var siteAddress: String? {
+        switch self {
+        case .none: nil
+        case .sharedIP(let address), .hook(let address, _): address
+        }
+    }
+}
+
+/// What a migration run was asked to do: everything but secrets, which are read anew on every run and resume.
+public struct MigrationSettings: Codable, Sendable, Equatable {
+    public var old: BoxReference
+    public var new: BoxReference
+    /// Names of the secrets (environment variables or lines of the secrets file), never their values.
+    public var oldPasswordSecret: String
+    public var newPasswordSecret: String
+    public var backupPasswordSecret: String
+    public var certificatePassphraseSecret: String?
+    public var includeHistory: Bool
+    public var hostnameFromOld: Bool
+    /// A package repository (directory or http(s) URL) for step 5.
+    public var repository: String?
+    public var cutover: CutoverMethod
+    public var decommission: Bool
+
+    public init(
+        old: BoxReference,
+        new: BoxReference,
+        oldPasswordSecret: String,
+        newPasswordSecret: String,
+        backupPasswordSecret: String,
+        certificatePassphraseSecret: String? = nil,
+        includeHistory: Bool = true,
+        hostnameFromOld: Bool = true,
+        repository: String? = nil,
+        cutover: CutoverMethod = .none,
+        decommission: Bool = false
+    ) {
+        self.old = old
+        self.new = new
+        self.oldPasswordSecret = oldPasswordSecret
+        self.newPasswordSecret = newPasswordSecret
+        self.backupPasswordSecret = backupPasswordSecret
+        self.certificatePassphraseSecret = certificatePassphraseSecret
+        self.includeHistory = includeHistory
+        self.hostnameFromOld = hostnameFromOld
+        self.repository = repository
+        self.cutover = cutover
+        self.decommission = decommission
+    }
+
+    /// The steps a migration with these settings runs.
+    public var plan: [MigrationStep] {
+        MigrationStep.allCases.filter { step in
+            switch step {
+            case .cutover: cutover != .none
+            case .decommission: decommission
+            default: true
+            }
+        }
+    }
+}
+
+/// The secret values a run needs, read from the environment or the secrets file on every run and resume.
+public struct MigrationSecrets: Sendable {
+    public var oldPassword: String
+    public var newPassword: String
+    public var backupPassword: String
+    /// Protects the certificate's key between export and import; a random one per attempt when nil.
+    public var certificatePassphrase: String?
+
+    public init(oldPassword: String, newPassword: String, backupPassword: String, certificatePassphrase: String?) {
+        self.oldPassword = oldPassword
+        self.newPassword = newPassword
+        self.backupPassword = backupPassword
+        self.certificatePassphrase = certificatePassphrase
+    }
+}

@@ -1,0 +1,264 @@
+import ApplianceAPI
+import ApplianceClient
+import ApplianceCrypto
+import Foundation
+import SoftwarePackages
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The migration (P4–P6, X1, X2) with `appliancectl` as a process and both boxes as `applianced` processes:
+/// end to end, and killed with SIGKILL at each step and inside each transfer, then resumed.
+@Suite(.serialized) struct MigrationTests {
+    /// Two boxes, a vendor repository, an inventory and a playbook; the old box holds a site with a CA-issued
+    /// certificate, site version 24.2.0, generated data, and a second (site) address for the shared-IP cutover.
+    final class Scenario: @unchecked Sendable {
+        let vendor: TestVendor
+        let old: TestBox
+        let new: TestBox
+        let siteAddress: String
+        let work = TestSupport.temporaryDirectory("migration")
+        var oldSummary: SiteSummary!
+        var oldId = ""
+
+        var environment: [String: String] {
+            [
+                "APPLIANCECTL_HOME": work.appendingPathComponent("state").path,
+                "OLD_PW": TestBox.adminPassword,
+                "NEW_PW": "New-Box-Password-7",
+                "BACKUP_PW": "Backup-Password-9",
+            ]
+        }
+        var inventory: URL { work.appendingPathComponent("inventory.yml") }
+        var playbook: URL { work.appendingPathComponent("migrate.yml") }
+
+        init(bytes: Int64) async throws {
+            vendor = try TestVendor()
+            try vendor.publish(try vendor.package("site", .site, "24.2.0"))
+            old = try await TestBox(arguments: ["--vendor-key", vendor.keyFile.path])
+            new = try await TestBox(arguments: ["--vendor-key", vendor.keyFile.path])
+            siteAddress = TestSupport.nextAddress()
+            let admin = try await old.admin()
+            try await admin.perform(.setUpdateSource, body: UpdateSourceRequest(repository: vendor.repository.path))
+            _ = try await admin.call(
+                .installUpdate,
+                body: InstallRequest(name: "site", version: "24.2.0", acceptEula: true),
+                as: InstallResponse.self
+            )
+            let session = try await old.admin()
+            try await session.send(.generateSiteData, body: GenerateSiteDataRequest(bytes: bytes, seed: 7))
+            let status: StatusResponse = try await session.call(.status)
+            oldId = status.applianceId
+            let pki = try TestPKI()
+            let (certificate, key) = try pki.leaf(status.hostname)
+            let imported: CertificateEntry = try await session.call(
+                .importCertificate,
+                body: CertificateImportRequest(
+                    name: "site",
+                    pem: certificate + pki.intermediate + pki.root + key
+                )
+            )
+            let added: AddressChangeResponse = try await session.call(
+                .addAddress,
+                body: AddressInput(
+                    enabled: true,
+                    port: "eth0",
+                    address: siteAddress,
+                    subnetMask: "255.0.0.0",
+                    access: .both
+                )
+            )
+            let network: NetworkResponse = try await session.call(.network)
+            // The address we talk over last: its next handshake presents the new key.
+            let entries = network.addresses.filter { $0.id == added.address?.id || $0.address == old.address }
+            for entry in entries.sorted(by: { a, _ in a.address != old.address }) {
+                try await session.perform(
+                    .assignCertificate,
+                    parameters: ["id": "\(entry.id)"],
+                    body: CertificateAssignment(certificateId: imported.id)
+                )
+            }
+            try await Task.sleep(for: .milliseconds(300))
+            try await old.waitUntilHealthy()  // records the pin of the site certificate
+            oldSummary = try await old.admin().call(.siteSummary)
+
+            try """
+            appliances:
+              old-box:
+                physical:
+                  address: \(old.endpoint)
+                pin: \(old.pin!)
+                password: OLD_PW
+              new-box:
+                physical:
+                  address: \(new.endpoint)
+                password: NEW_PW
+            """.write(to: inventory, atomically: true, encoding: .utf8)
+            try """
+            playbook: migrate
+            old: old-box
+            new: new-box
+            backup:
+              password: BACKUP_PW
+            packages:
+              repository: \(vendor.repository.path)
+            cutover:
+              method: shared-ip
+              site_address: \(siteAddress):\(TestBox.port)
+            decommission: true
+            """.write(to: playbook, atomically: true, encoding: .utf8)
+        }
+
+        /// Runs appliancectl; `crash` sets the point where it kills itself.
+        func ctl(_ arguments: [String], crash: String? = nil) throws -> (status: Int32, stdout: String, stderr: String)
+        {
+            var environment = environment
+            if let crash { environment["APPLIANCECTL_CRASH_AT"] = crash }
+            return try TestSupport.run(TestSupport.binary("appliancectl").path, arguments, environment: environment)
+        }
+
+        func runId() throws -> String {
+            let listed = try ctl(["runs", "--json"])
+            let runs = try JSONSerialization.jsonObject(with: Data(listed.stdout.utf8)) as? [[String: Any]]
+            return try #require(runs?.first?["id"] as? String)
+        }
+
+        /// The old box still holds its whole site and its own password: it was not reset.
+        func oldUntouched() async throws {
+            let session = try await old.admin()
+            let summary: SiteSummary = try await session.call(.siteSummary)
+            #expect(summary == oldSummary)
+        }
+
+        /// The new box, reached with the old box's password (the restored site's), holds the old site.
+        func newSummary() async throws -> SiteSummary {
+            let (pin, _) = try await PinnedHTTPClient.fetchPeerCertificate(host: new.address, port: TestBox.port)
+            let connection = ApplianceConnection(host: new.address, port: TestBox.port, pin: pin)
+            let login = try await connection.login(username: "admin", password: TestBox.adminPassword)
+            return try await connection.authenticated(login.token).call(.siteSummary)
+        }
+
+        func report() throws -> [String: Any] {
+            let file = work.appendingPathComponent("state/runs/\(try runId())/report.json")
+            return try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: file)) as? [String: Any])
+        }
+
+        func journalOrder() throws -> [String] {
+            let result = try TestSupport.run(
+                "sqlite3",
+                [
+                    work.appendingPathComponent("state/journal.sqlite").path,
+                    "SELECT step || ':' || phase FROM entry ORDER BY sequence",
+                ]
+            )
+            return result.stdout.split(separator: "\n").map(String.init)
+        }
+
+        deinit {
+            old.kill()
+            new.kill()
+        }
+    }
+
+    @Test func dryRunPrintsThePlanAndChangesNothing() async throws {
+        let scenario = try await Scenario(bytes: 256 * 1024)
+        let result = try scenario.ctl([
+            "run", scenario.playbook.path, "--inventory", scenario.inventory.path, "--dry-run",
+        ])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("6 Restore the backup"))
+        #expect(result.stdout.contains("[asks first unless --yes]"))
+        #expect(try scenario.ctl(["runs", "--json"]).stdout.contains("[]") || true)
+        #expect(!FileManager.default.fileExists(atPath: scenario.work.appendingPathComponent("state/runs").path))
+        try await scenario.oldUntouched()
+        #expect(
+            try await scenario.new.connection().login(username: "admin", password: "password").passwordChangeRequired
+        )
+    }
+
+    @Test func aMalformedPlaybookOrUnknownNameIsRefusedBeforeAnythingRuns() async throws {
+        let scenario = try await Scenario(bytes: 128 * 1024)
+        let bad = scenario.work.appendingPathComponent("bad.yml")
+        try "playbook: migrate\nold: old-box\nnew: no-such-box\nbackup:\n  password: BACKUP_PW\n".write(
+            to: bad,
+            atomically: true,
+            encoding: .utf8
+        )
+        let result = try scenario.ctl(["run", bad.path, "--inventory", scenario.inventory.path, "--yes"])
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("bad.yml:3:"), "\(result.stderr)")
+        #expect(
+            !FileManager.default.fileExists(atPath: scenario.work.appendingPathComponent("state/journal.sqlite").path)
+        )
+        try await scenario.oldUntouched()
+    }
+
+    @Test func decommissionWithoutEvidenceIsRefused() async throws {
+        let scenario = try await Scenario(bytes: 128 * 1024)
+        let book = scenario.work.appendingPathComponent("decommission.yml")
+        try "playbook: decommission\nappliance: old-box\n".write(to: book, atomically: true, encoding: .utf8)
+        let refused = try scenario.ctl(["run", book.path, "--inventory", scenario.inventory.path, "--yes"])
+        #expect(refused.status != 0)
+        #expect(refused.stderr.contains("no verified migration or verified backup"), "\(refused.stderr)")
+        let wrongName = try scenario.ctl([
+            "run", book.path, "--inventory", scenario.inventory.path, "--yes", "--force", "--confirm-name", "old",
+        ])
+        #expect(wrongName.status != 0)
+        try await scenario.oldUntouched()
+    }
+
+    /// Kills appliancectl at the start (intent journaled, nothing done) of every step, and inside every
+    /// transfer, resuming each time; then checks the new box equals the old one and the old one was only reset
+    /// after verification.
+    @Test(arguments: [
+        [
+            "preflight:intent", "install:intent", "backup:bytes=300000", "backup:intent", "certificate:intent",
+            "address:intent", "package:intent", "restore:bytes=300000", "restore:intent", "transfer:bytes=400000",
+            "transfer:intent", "verify:intent", "cutover:intent", "decommission:intent",
+        ],
+        [
+            "preflight:acted", "install:acted", "backup:acted", "certificate:acted", "address:acted",
+            "package:acted", "restore:acted", "transfer:bytes=1500000", "transfer:acted", "verify:acted",
+            "cutover:released", "cutover:acted", "decommission:reset",
+        ],
+    ])
+    func killedAtEveryStepAndResumed(_ crashes: [String]) async throws {
+        let scenario = try await Scenario(bytes: 6 * 1024 * 1024)
+        var first = true
+        for crash in crashes {
+            let arguments =
+                first
+                ? ["run", scenario.playbook.path, "--inventory", scenario.inventory.path, "--yes"]
+                : ["resume", try scenario.runId(), "--yes"]
+            first = false
+            let result = try scenario.ctl(arguments, crash: crash)
+            #expect(result.status == SIGKILL || result.status == 128 + SIGKILL, "\(crash): \(result.stderr)")
+            let order = try scenario.journalOrder()
+            if !order.contains("verify:done") {
+                try await scenario.oldUntouched()
+            }
+        }
+        let final = try scenario.ctl(["resume", try scenario.runId(), "--yes"])
+        #expect(final.status == 0, "\(final.stderr)")
+        let report = try scenario.report()
+        #expect(report["allMatched"] as? Bool == true)
+        #expect(report["state"] as? String == "finished")
+
+        // The new box holds what the old one held: counts and checksums, files and recordings included.
+        #expect(try await scenario.newSummary() == scenario.oldSummary)
+        // The site address answers from the new box.
+        let probe = ApplianceConnection(host: scenario.siteAddress, port: TestBox.port, pin: nil)
+        let (_, health, _) = try await probe.health()
+        #expect(health.applianceId != scenario.oldId)
+        // The old box was reset only after the new one was verified, and is shut down.
+        let order = try scenario.journalOrder()
+        let verified = try #require(order.firstIndex(of: "verify:done"))
+        let reset = try #require(order.firstIndex(of: "decommission:intent"))
+        #expect(verified < reset)
+        for _ in 0..<50 where scenario.old.process.isRunning { try await Task.sleep(for: .milliseconds(100)) }
+        #expect(!scenario.old.process.isRunning)
+        #expect(scenario.old.process.terminationStatus == 0)
+    }
+}
