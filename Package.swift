@@ -64,16 +64,22 @@ let package = Package(
         ),
         .target(
             name: "ApplianceProvisioning",
-            dependencies: ["Libvirt", "ApplianceTemplates", "ApplianceClient", "ApplianceAPI"],
+            dependencies: ["Libvirt", "ApplianceTemplates", "ApplianceClient", "ApplianceAPI", "ProcessSpawn"],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "ProcessSpawn",
             swiftSettings: strictSettings
         ),
         .target(
             name: "ApplianceMigration",
             dependencies: [
+                "ProcessSpawn",
                 "ApplianceAPI",
                 "ApplianceClient",
                 "ApplianceCrypto",
                 "BackupFormat",
+                "SoftwarePackages",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: strictSettings
@@ -169,6 +175,11 @@ let package = Package(
         .testTarget(
             name: "ApplianceTemplatesTests",
             dependencies: ["ApplianceTemplates"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "ProcessSpawnTests",
+            dependencies: ["ProcessSpawn"],
             swiftSettings: strictSettings
         ),
         .testTarget(

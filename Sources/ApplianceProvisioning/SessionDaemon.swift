@@ -1,4 +1,5 @@
 public import Foundation
+import ProcessSpawn
 
 #if canImport(Glibc)
     import Glibc
@@ -94,12 +95,12 @@ public struct SessionDaemon: Sendable {
         // posix_spawn and waitpid, not Foundation's Process: Process learns of the exit through a descriptor the
         // child inherits, and the daemonised grandchild keeps it open, so waitUntilExit would never return.
         let startLog = root.appendingPathComponent("libvirtd-start.log").path
-        let status = try Self.spawnAndWait(
-            executable,
-            arguments: arguments,
-            environment: environment,
-            output: startLog
-        )
+        let status: Int32
+        do {
+            status = try Spawn.runAndWait(executable, arguments: arguments, environment: environment, output: startLog)
+        } catch {
+            throw ProvisioningError(.daemon, "\(error); check the libvirt installation")
+        }
         guard status == 0 else {
             let message = (try? String(contentsOfFile: startLog, encoding: .utf8)) ?? ""
             throw ProvisioningError(
@@ -173,44 +174,6 @@ public struct SessionDaemon: Sendable {
             }
         }
         chmod(root.path, 0o711)
-    }
-
-    /// Runs `executable` with stdin from /dev/null and stdout and stderr into `output`; returns its exit status.
-    static func spawnAndWait(
-        _ executable: String,
-        arguments: [String],
-        environment: [String],
-        output: String
-    ) throws -> Int32 {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        // Nothing else of ours goes to the daemon: it outlives us and would hold our descriptors open.
-        let open = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
-        for descriptor in open.compactMap(Int32.init) where descriptor > 2 {
-            // Closing a descriptor that is gone by then (the directory listing's own) is not an error here.
-            if fcntl(descriptor, F_GETFD) >= 0 { posix_spawn_file_actions_addclose(&actions, descriptor) }
-        }
-        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
-        let envp = environment.map { strdup($0) } + [nil]
-        defer {
-            for pointer in argv + envp { free(pointer) }
-        }
-        var pid: pid_t = 0
-        let result = posix_spawn(&pid, executable, &actions, nil, argv, envp)
-        guard result == 0 else {
-            throw ProvisioningError(
-                .daemon,
-                "cannot run \(executable) (error \(result)); check the libvirt installation"
-            )
-        }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        // WIFEXITED / WEXITSTATUS by hand (they are macros).
-        return status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
     }
 
     /// Whether `pid` is a live process (not gone, not a zombie nobody reaped: PID 1 in a container may not reap).
