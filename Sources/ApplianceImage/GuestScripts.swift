@@ -81,11 +81,13 @@ enum GuestScripts {
         hostname=""
         port=@PORT@
         id=""
+        keys=""
         for arg in $(cat /proc/cmdline); do
             case "$arg" in
                 appliance.hostname=*) hostname="${arg#appliance.hostname=}" ;;
                 appliance.port=*) port="${arg#appliance.port=}" ;;
                 appliance.id=*) id="${arg#appliance.id=}" ;;
+                appliance.vendorkey=*) keys="$keys ${arg#appliance.vendorkey=}" ;;
             esac
         done
         hostname "${hostname:-appliance}"
@@ -105,6 +107,14 @@ enum GuestScripts {
         set -- --data-dir /var/lib/applianced --listen "$address:$port" --log-level notice
         [ -n "$hostname" ] && set -- "$@" --hostname "$hostname"
         [ -n "$id" ] && set -- "$@" --appliance-id "$id"
+        # Vendor keys that packages must be signed with: base64 SubjectPublicKeyInfo on the kernel command line.
+        n=0
+        for key in $keys; do
+            n=$((n + 1))
+            mkdir -p /etc/appliance
+            printf -- '-----BEGIN PUBLIC KEY-----\n%s\n-----END PUBLIC KEY-----\n' "$key" >"/etc/appliance/vendor-$n.pem"
+            set -- "$@" --vendor-key "/etc/appliance/vendor-$n.pem"
+        done
 
         while [ ! -e /run/appliance-poweroff ]; do
             /usr/lib/appliance/applianced "$@" &

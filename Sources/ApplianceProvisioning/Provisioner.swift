@@ -20,6 +20,9 @@ public struct VirtualApplianceRequest: Sendable, CustomStringConvertible {
     public var diskGiB: Int
     /// The administrator password to set at first login (a secret: never printed).
     public var adminPassword: String
+    /// Vendor keys the appliance trusts for packages: the base64 body of each public key's PEM, passed on the
+    /// kernel command line (`appliance.vendorkey=`).
+    public var vendorKeys: [String] = []
 
     public init(
         name: String,
@@ -146,7 +149,8 @@ public struct Provisioner: Sendable {
                     initrd: volumes.initrd,
                     cmdline:
                         "\(volumes.baseCommandLine) appliance.id=\(applianceId) appliance.hostname=\(request.name) "
-                        + "appliance.port=\(volumes.guestPort)",
+                        + "appliance.port=\(volumes.guestPort)"
+                        + request.vendorKeys.map { " appliance.vendorkey=\($0)" }.joined(),
                     dataDisk: disk.path,
                     consoleLog: "\(hypervisor.poolPath)/\(Self.consoleVolume(request.name))",
                     networking: networking

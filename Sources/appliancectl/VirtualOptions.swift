@@ -83,6 +83,28 @@ struct ImageOptions: ParsableArguments {
     @Option(help: "Image cache directory (default: <state dir>/images).")
     var imageCache: String?
 
+    @Option(
+        name: .customLong("vendor-key"),
+        help: "A vendor public key (PEM) new virtual appliances trust for packages; repeatable."
+    )
+    var vendorKeys: [String] = []
+
+    /// The base64 bodies of the vendor keys, for the kernel command line.
+    func vendorKeyTokens() throws -> [String] {
+        try vendorKeys.map { path in
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+                throw ValidationError("cannot read the vendor key \(path); give the .pub file of `vendor keygen`")
+            }
+            let body = text.split(separator: "\n").filter { !$0.hasPrefix("-----") }.joined()
+            guard text.contains("BEGIN PUBLIC KEY"), !body.isEmpty,
+                body.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "+/=".contains($0)) })
+            else {
+                throw ValidationError("\(path) is not a PEM public key; give the .pub file of `vendor keygen`")
+            }
+            return body
+        }
+    }
+
     func recipe(stateDirectory: URL) throws -> ImageRecipe {
         let binary =
             applianced

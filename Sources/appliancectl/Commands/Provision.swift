@@ -217,7 +217,7 @@ func provisionVirtualAppliance(
         keepFailed: keepFailed,
         progress: { Terminal.note($0) }
     )
-    let request = VirtualApplianceRequest(
+    var request = VirtualApplianceRequest(
         name: name,
         recordedId: entry.id,
         recordedPin: entry.pin.flatMap(TLSPin.init),
@@ -226,6 +226,7 @@ func provisionVirtualAppliance(
         diskGiB: spec.diskGiB,
         adminPassword: password.reveal()
     )
+    request.vendorKeys = try image.vendorKeyTokens()
     let result = try await provisioner.provision(request, image: built.files)
     try Inventory.record(
         appliance: name,
