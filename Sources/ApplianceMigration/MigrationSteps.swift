@@ -2,6 +2,7 @@ import ApplianceAPI
 import ApplianceClient
 import BackupFormat
 import Foundation
+import SoftwarePackages
 
 extension MigrationRunner {
     // MARK: Pre-flight
@@ -342,6 +343,9 @@ extension MigrationRunner {
                     + "\(wanted); give packages.repository in the playbook"
             )
         }
+        if !repository.contains("://") {
+            return try await installOffline(from: URL(fileURLWithPath: repository), wanted: wanted)
+        }
         try await connection.perform(.setUpdateSource, body: UpdateSourceRequest(repository: repository))
         var installed: [String] = []
         for _ in 0..<16 {
@@ -378,6 +382,67 @@ extension MigrationRunner {
             )
         }
         return ["siteVersion": wanted, "installed": installed.joined(separator: ", ")]
+    }
+
+    /// Step 5 from a repository directory on this machine: the packages are uploaded (the appliance's manual
+    /// install), dependencies first, so an appliance without a network path to the repository gets them too.
+    func installOffline(from directory: URL, wanted: String) async throws -> [String: String] {
+        let name = record.settings.new.name
+        let index = try RepositoryBuilder.loadIndex(directory: directory)
+        let wantedVersion = try SoftwareVersion(wanted)
+        guard
+            let site = index.packages.first(where: {
+                $0.manifest.kind == .site && (try? SoftwareVersion($0.manifest.version)) == wantedVersion
+            })
+        else {
+            throw MigrationError(
+                .package,
+                "\(directory.path) holds no site package \(wanted); add it (appliancectl vendor repo-add) or give "
+                    + "another packages.repository"
+            )
+        }
+        var order: [RepositoryIndex.Entry] = []
+        for requirement in site.manifest.requires {
+            let minimum = try SoftwareVersion(requirement.minimumVersion)
+            let candidates = index.packages.filter {
+                $0.manifest.name == requirement.name
+                    && ((try? SoftwareVersion($0.manifest.version)) ?? minimum) >= minimum
+            }
+            if let lowest = candidates.min(by: {
+                ((try? SoftwareVersion($0.manifest.version)) ?? minimum)
+                    < ((try? SoftwareVersion($1.manifest.version)) ?? minimum)
+            }) {
+                order.append(lowest)
+            }
+        }
+        order.append(site)
+        var installed: [String] = []
+        for entry in order {
+            let manifest = entry.manifest
+            guard
+                await environment.confirm(
+                    "Install \(manifest.name) \(manifest.version) and accept its EULA?\n\(manifest.eula)"
+                )
+            else {
+                throw MigrationError(.declined, "the EULA of \(manifest.name) was not accepted; nothing was installed")
+            }
+            let connection = try await newSession()
+            do {
+                let result = try await connection.installPackage(
+                    fromFile: directory.appendingPathComponent(entry.file).path,
+                    acceptEula: true
+                )
+                installed.append("\(result.name) \(result.version)")
+                environment.events(.note("installed \(result.name) \(result.version) on \(name) (uploaded)"))
+            } catch let error as ApplianceClientError where manifest.kind != .site && error.apiStatus == 409 {
+                environment.events(.note("\(manifest.name) \(manifest.version) not needed: \(error.message)"))
+            }
+        }
+        let status: StatusResponse = try await newSession().call(.status)
+        guard status.software.siteVersion == wanted else {
+            throw MigrationError(.package, "\(name) runs site version \(status.software.siteVersion) after step 5")
+        }
+        return ["siteVersion": wanted, "installed": installed.joined(separator: ", "), "from": directory.path]
     }
 
     // MARK: 6 Restore
