@@ -1,6 +1,7 @@
 public import ApplianceAPI
 import ApplianceClient
 import Foundation
+import ProcessSpawn
 
 /// One line of the verification: what was compared, on both boxes.
 public struct ComparisonItem: Codable, Sendable, Equatable {
@@ -138,7 +139,7 @@ extension MigrationRunner {
                 )
             }
         case .hook(_, let command):
-            try runHook(command, site: siteAddress, new: box)
+            try await runHook(command, site: siteAddress, new: box)
         }
         for _ in 0..<60 where !(try await answersFromNew(site, id: newId)) {
             try await Task.sleep(for: .milliseconds(500))
@@ -160,27 +161,42 @@ extension MigrationRunner {
         return health.applianceId == id && pin.description == expectedPin
     }
 
-    func runHook(_ command: String, site: String, new box: BoxClient) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/sh")
-        process.arguments = ["-c", command]
+    func runHook(_ command: String, site: String, new box: BoxClient) async throws {
         var environment = ProcessInfo.processInfo.environment
         environment["APPLIANCE_SITE_ADDRESS"] = site
         environment["APPLIANCE_OLD_ADDRESS"] = old.address
         environment["APPLIANCE_NEW_ADDRESS"] = box.address
         environment["APPLIANCE_NEW_HOST"] = box.host
         environment["APPLIANCE_NEW_PORT"] = "\(box.port)"
-        process.environment = environment
+        let log = self.environment.runDirectory.appendingPathComponent("cutover-hook.log")
+        let status: Int32
         do {
-            try process.run()
+            // On a thread of its own: a hook may take minutes (DNS), and the cooperative pool is as small as the
+            // machine's core count.
+            let variables = environment.map { "\($0.key)=\($0.value)" }
+            status = try await withCheckedThrowingContinuation { continuation in
+                Thread.detachNewThread {
+                    continuation.resume(
+                        with: Result {
+                            try Spawn.runAndWait(
+                                "/bin/sh",
+                                arguments: ["-c", command],
+                                environment: variables,
+                                output: log.path
+                            )
+                        }
+                    )
+                }
+            }
         } catch {
             throw MigrationError(.cutover, "cannot run the cutover hook (\(error)); check cutover.hook")
         }
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
+        let output = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+        for line in output.split(separator: "\n") { self.environment.events(.note("hook: \(line)")) }
+        guard status == 0 else {
             throw MigrationError(
                 .cutover,
-                "the cutover hook exited with status \(process.terminationStatus); fix it, then run resume"
+                "the cutover hook exited with status \(status) (output in \(log.path)); fix it, then run resume"
             )
         }
     }

@@ -261,4 +261,51 @@ import Testing
         #expect(!scenario.old.process.isRunning)
         #expect(scenario.old.process.terminationStatus == 0)
     }
+
+    /// A cutover hook that fails stops the run before the old box is touched beyond letting go of the site
+    /// address; once the hook is fixed, resume swings the site address (a socat NAT, the lab hook in Playbooks/)
+    /// to the new box and finishes.
+    @Test func aFailingCutoverHookStopsTheRunAndResumeFinishesOnceFixed() async throws {
+        let scenario = try await Scenario(bytes: 256 * 1024)
+        let hooks = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Playbooks/hooks/loopback-nat-swing.sh")
+        let fixed = scenario.work.appendingPathComponent("hook-fixed")
+        let pidFile = scenario.work.appendingPathComponent("nat.pid")
+        let text = try String(contentsOf: scenario.playbook, encoding: .utf8)
+            .replacingOccurrences(
+                of: "method: shared-ip",
+                with: "method: hook\n  hook: echo trying; test -e \(fixed.path) && bash \(hooks.path)"
+            )
+        try text.write(to: scenario.playbook, atomically: true, encoding: .utf8)
+        defer {
+            if let pid = try? String(contentsOf: pidFile, encoding: .utf8), let id = pid_t(pid.filter(\.isNumber)) {
+                kill(id, SIGTERM)
+            }
+        }
+        var environment = scenario.environment
+        environment["NAT_PIDFILE"] = pidFile.path
+        let ctl = TestSupport.binary("appliancectl").path
+        let arguments = ["run", scenario.playbook.path, "--inventory", scenario.inventory.path, "--yes"]
+        let failed = try TestSupport.run(ctl, arguments, environment: environment)
+        #expect(failed.status != 0)
+        #expect(failed.stderr.contains("the cutover hook exited with status 1"), "\(failed.stderr)")
+        #expect((failed.stdout + failed.stderr).contains("hook: trying"), "\(failed.stderr)")
+        let order = try scenario.journalOrder()
+        #expect(order.contains("cutover:failed") || !order.contains("cutover:done"), "\(order)")
+        #expect(!order.contains("decommission:intent"))
+        // Not reset: the old box still holds its site and its password.
+        try await scenario.oldUntouched()
+
+        try Data().write(to: fixed)
+        let resumed = try TestSupport.run(ctl, ["resume", try scenario.runId(), "--yes"], environment: environment)
+        #expect(resumed.status == 0, "\(resumed.stderr)")
+        #expect(resumed.stderr.contains("now forwards to"), "\(resumed.stderr)")
+        let report = try scenario.report()
+        #expect(report["allMatched"] as? Bool == true)
+        #expect(report["state"] as? String == "finished")
+        let probe = ApplianceConnection(host: scenario.siteAddress, port: TestBox.port, pin: nil)
+        let (_, health, _) = try await probe.health()
+        #expect(health.applianceId != scenario.oldId)
+        #expect(try await scenario.newSummary() == scenario.oldSummary)
+    }
 }
