@@ -1,26 +1,84 @@
 #!/usr/bin/env bash
-# The main job at this stage: start a populated "physical" box (an applianced process on its own loopback
-# address), provision a virtual appliance for it (the image built from Debian packages, a real VM under QEMU
-# through appliancectl's own libvirt daemon), back the box up with appliancectl, restore the backup into the VM,
-# and show that the site arrived (settings, users and history digests equal). The VM is destroyed at the end
-# unless KEEP_VM=1.
+# The main job: migrate a "physical" box to a new virtual appliance and return the old box (SPEC P4-P6).
+#
+# A populated physical box (an applianced process on 127.0.0.11:8443, site version 24.2.0, a CA-issued site
+# certificate, reached by its clients through a NAT on 127.0.0.12:8443) is migrated by
+# `appliancectl run migrate.yml`: a real VM is provisioned under QEMU through appliancectl's own libvirt daemon,
+# the six steps run, the file store and recordings follow, everything is verified, the NAT is swung to the VM,
+# and the old box is factory-reset and shut down. The run's report must say every item matched.
+# The VM is destroyed at the end unless KEEP_VM=1.
 #
 #   SIZE=256MiB scripts/demo.sh        (default 256MiB; any size such as 1GiB works)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/setup.sh
+. scripts/setup.sh
 swift build -c release --product applianced >/dev/null
 swift build -c release --product appliancectl >/dev/null
 bin="$(swift build -c release --show-bin-path)"
+ctl="$bin/appliancectl"
 
 work="$(mktemp -d /tmp/appliance-demo.XXXXXX)"
 chmod 755 "$work"
 export APPLIANCECTL_HOME="$work/ctl"
-export APPLIANCE_PASSWORD="Demo-Operator-Pass-1"
-export BACKUP_PASSWORD="Demo-Backup-Pass-1"
+export OLD_BOX_PASSWORD="Demo-Operator-Pass-1"
+export NEW_VM_PASSWORD="Demo-New-VM-Pass-2"
+export BACKUP_PASSWORD="Demo-Backup-Pass-3"
+export NAT_PIDFILE="$work/nat.pid"
 old="127.0.0.11:8443"
+site="127.0.0.12:8443"
+pids=()
+finish() {
+    status=$?
+    [ -s "$NAT_PIDFILE" ] && kill "$(cat "$NAT_PIDFILE")" 2>/dev/null || true
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    if [ "${KEEP_VM:-0}" != 1 ]; then
+        "$ctl" destroy new-vm --inventory "$work/inventory.yml" >/dev/null 2>&1 || true
+    fi
+    echo "== state, journal and report in $work (exit $status)"
+}
+trap finish EXIT
+
+echo "== the vendor: a signing key and a repository (a directory) with site package 24.2.0"
+"$ctl" vendor keygen --out "$work/vendor" >/dev/null
+head -c 65536 /dev/urandom >"$work/payload"
+echo "Demo EULA: use it well." >"$work/eula.txt"
+"$ctl" vendor build --key "$work/vendor.key" --name site --kind site --version 24.2.0 --eula "$work/eula.txt" \
+    --payload "$work/payload" --out "$work/site-24.2.0.pkg" >/dev/null
+"$ctl" vendor repo-add --repo "$work/repo" "$work/site-24.2.0.pkg" >/dev/null
+
+echo "== the physical box at $old, reached by its clients through a NAT on $site"
+"$bin/applianced" --data-dir "$work/old" --listen "$old" --hostname site.demo.test --vendor-key "$work/vendor.pub" \
+    --log-level warning &
+pids+=($!)
+for _ in $(seq 1 100); do APPLIANCE_PASSWORD= "$ctl" status "$old" >/dev/null 2>&1 && break; sleep 0.1; done
+export APPLIANCE_PASSWORD="$OLD_BOX_PASSWORD"
+"$ctl" first-login "$old"
+"$ctl" updates source "$old" --repo "$work/repo" >/dev/null
+"$ctl" updates install "$old" site --version 24.2.0 --accept-eula >/dev/null
+echo "   site version 24.2.0 installed"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$work/ca.key" -out "$work/ca.pem" \
+    -days 3650 -subj "/CN=Demo Site CA" -addext "basicConstraints=critical,CA:TRUE" \
+    -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$work/site.key" -out "$work/site.csr" \
+    -subj "/CN=site.demo.test" 2>/dev/null
+printf 'subjectAltName=DNS:site.demo.test\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n' >"$work/site.ext"
+openssl x509 -req -in "$work/site.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" -CAcreateserial -days 365 \
+    -extfile "$work/site.ext" -out "$work/site.pem" 2>/dev/null
+cat "$work/site.pem" "$work/ca.pem" "$work/site.key" >"$work/site-bundle.pem"
+"$ctl" cert import "$old" --name site --pem "$work/site-bundle.pem" >/dev/null
+id=$("$ctl" cert list "$old" --json | python3 -c 'import json,sys; print([c["id"] for c in json.load(sys.stdin) if c["name"]=="site"][0])')
+"$ctl" cert assign "$old" "$id" --on 127.0.0.11 >/dev/null
+sleep 0.5
+"$ctl" pin "$old" --reset >/dev/null
+"$ctl" status "$old" >/dev/null
+echo "   CA-issued certificate for site.demo.test assigned; key pinned again"
+setsid socat "TCP-LISTEN:8443,bind=127.0.0.12,reuseaddr,fork" "TCP:127.0.0.11:8443" </dev/null >/dev/null 2>&1 &
+echo $! >"$NAT_PIDFILE"
+echo "== populate the old box with ${SIZE:-256MiB} of site data (history, file store, recordings)"
+"$ctl" populate "$old" --size "${SIZE:-256MiB}" --seed 42
+
 cat >"$work/inventory.yml" <<'YAML'
-# The demo's inventory: the "physical" box and the virtual appliance made for it.
+# The demo's inventory: the physical box and the virtual appliance it moves to.
 hypervisors:
   local:
     pool: appliances
@@ -28,50 +86,35 @@ appliances:
   old-box:
     physical:
       address: 127.0.0.11:8443
-    password: APPLIANCE_PASSWORD
-  demo-vm:
+    password: OLD_BOX_PASSWORD
+  new-vm:
     virtual:
       hypervisor: local
       memory_mib: 1024     # restoring an encrypted backup needs scrypt's 256 MiB
-    password: APPLIANCE_PASSWORD
+    password: NEW_VM_PASSWORD
 YAML
-
-"$bin/applianced" --data-dir "$work/old" --listen "$old" --log-level warning &
-old_pid=$!
-finish() {
-    kill $old_pid 2>/dev/null || true
-    if [ "${KEEP_VM:-0}" != 1 ]; then
-        "$bin/appliancectl" destroy demo-vm --inventory "$work/inventory.yml" >/dev/null 2>&1 || true
-    fi
-}
-trap finish EXIT
-for _ in $(seq 1 100); do APPLIANCE_PASSWORD= "$bin/appliancectl" status "$old" >/dev/null 2>&1 && break; sleep 0.1; done
-
-echo "== first login on the physical box"
-"$bin/appliancectl" first-login "$old"
-echo "== provision the virtual appliance (image from Debian packages, QEMU through libvirt)"
-"$bin/appliancectl" provision demo-vm --inventory "$work/inventory.yml"
-new=$(python3 -c 'import sys,re; print(re.search(r"address: (\S+)", open(sys.argv[1]).read().split("demo-vm:")[1]).group(1))' "$work/inventory.yml")
-"$bin/appliancectl" list --inventory "$work/inventory.yml"
-echo "== populate the old box with ${SIZE:-256MiB} of site data"
-"$bin/appliancectl" populate "$old" --size "${SIZE:-256MiB}" --seed 42
-echo "== back up the old box"
-"$bin/appliancectl" backup "$old" --out "$work/old.backup"
-echo "== restore into the virtual appliance at $new"
-"$bin/appliancectl" restore "$new" --file "$work/old.backup"
-echo "== compare"
-"$bin/appliancectl" summary "$old" >"$work/old.json"
-"$bin/appliancectl" summary "$new" >"$work/new.json"
-python3 - "$work/old.json" "$work/new.json" <<'PY'
-import json, sys
-old, new = (json.load(open(p)) for p in sys.argv[1:3])
-ok = True
-for key in ("settingsDigest", "usersDigest", "historyDigest", "historyRows", "siteVersion"):
-    same = old[key] == new[key]
-    ok &= same
-    print(f"{key:16} {'match' if same else 'DIFFER'}  {old[key]}")
-print(f"{'files':16} old {old['fileCount']}, new {new['fileCount']} (a backup carries files < 200 KB, at most 50)")
-print(f"{'recordings':16} old {old['recordingCount']}, new {new['recordingCount']} (not part of a backup)")
-sys.exit(0 if ok else 1)
+python3 - Playbooks/migrate-physical-to-virtual.yml "$work/migrate.yml" "$site" "$PWD/Playbooks/hooks" <<'PY'
+import re, sys
+source, target, site, hooks = sys.argv[1:5]
+cutover = f"cutover:\n  method: hook\n  site_address: {site}\n  hook: bash {hooks}/loopback-nat-swing.sh\n"
+text = re.sub(r"(?ms)^cutover:.*?(?=^\S)", cutover, open(source).read())
+open(target, "w").write(text)
 PY
-echo "== done; state in $work"
+grep -q "method: hook" "$work/migrate.yml"
+
+echo "== the plan (dry run)"
+"$ctl" run "$work/migrate.yml" --inventory "$work/inventory.yml" --repository "$work/repo" --dry-run
+echo "== migrate: appliancectl run migrate.yml"
+# The VM has no network path to the repository directory: step 5 uploads the packages from it.
+"$ctl" run "$work/migrate.yml" --inventory "$work/inventory.yml" --yes --accept-eula \
+    --repository "$work/repo" --vendor-key "$work/vendor.pub"
+"$ctl" runs
+report=$(ls -d "$APPLIANCECTL_HOME"/runs/*/report.json | head -n 1)
+cat "${report%.json}.md"
+python3 - "$report" <<'PY'
+import json, sys
+report = json.load(open(sys.argv[1]))
+assert report["state"] == "finished", report["state"]
+assert report["allMatched"] is True, "the report says not every item matched"
+print(f"Report: {len(report['comparison'])} of {len(report['comparison'])} items matched; run {report['runId']} finished")
+PY

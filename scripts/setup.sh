@@ -5,7 +5,7 @@
 # our files with standard software (age, tar, openssl, sqlite3, curl, cpio).
 set -euo pipefail
 packages=(libvirt-dev libvirt-clients libxml2-utils libssl-dev libsqlite3-dev pkg-config age openssl sqlite3 tar procps bc
-    libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86 qemu-utils e2fsprogs util-linux curl cpio)
+    libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86 qemu-utils e2fsprogs util-linux curl cpio socat python3 time)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
