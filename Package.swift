@@ -76,6 +76,7 @@ let package = Package(
             dependencies: [
                 "ProcessSpawn",
                 "ApplianceAPI",
+                "ApplianceInventory",
                 "ApplianceClient",
                 "ApplianceCrypto",
                 "BackupFormat",
@@ -202,7 +203,9 @@ let package = Package(
         ),
         .testTarget(
             name: "ApplianceMigrationTests",
-            dependencies: ["ApplianceMigration", "ApplianceClient", "ApplianceAPI", "BackupFormat"],
+            dependencies: [
+                "ApplianceMigration", "ApplianceInventory", "ApplianceClient", "ApplianceAPI", "BackupFormat",
+            ],
             swiftSettings: strictSettings
         ),
         .testTarget(

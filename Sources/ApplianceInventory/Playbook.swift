@@ -189,7 +189,7 @@ public struct MigrationSpec: Sendable, Hashable {
 }
 
 /// How clients are moved from the old appliance to the new one at the end of a migration.
-public enum Cutover: Sendable, Hashable {
+public enum Cutover: Codable, Sendable, Hashable {
     /// Clients are moved by hand (`method: none`, the default).
     case none
     /// The new appliance takes over the site address (`method: shared-ip`), `HOST:PORT`.

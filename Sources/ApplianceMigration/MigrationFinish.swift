@@ -1,5 +1,6 @@
 public import ApplianceAPI
 import ApplianceClient
+import ApplianceInventory
 import Foundation
 import ProcessSpawn
 

@@ -1,5 +1,6 @@
 import ApplianceAPI
 import ApplianceClient
+import ApplianceInventory
 import BackupFormat
 public import Foundation
 

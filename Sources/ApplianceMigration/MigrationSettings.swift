@@ -1,3 +1,5 @@
+public import ApplianceInventory
+
 /// One appliance of a run, as the journal remembers it: its inventory name and how to reach it.
 public struct BoxReference: Codable, Sendable, Equatable {
     public var name: String
@@ -15,21 +17,8 @@ public struct BoxReference: Codable, Sendable, Equatable {
     }
 }
 
-/// How the site's clients are pointed at the new appliance (P5).
-public enum CutoverMethod: Codable, Sendable, Equatable {
-    case none
-    /// Disable the site address on the old appliance, enable it on the new one.
-    case sharedIP(siteAddress: String)
-    /// Disable the site address on the old appliance if it has it, then run a user command (DNS or NAT swing).
-    case hook(siteAddress: String, command: String)
-
-    public var siteAddress: String? {
-        switch self {
-        case .none: nil
-        case .sharedIP(let address), .hook(let address, _): address
-        }
-    }
-}
+/// How the site's clients are pointed at the new appliance (P5): the playbook's `cutover`, kept in the journal.
+public typealias CutoverMethod = Cutover
 
 /// What a migration run was asked to do: everything but secrets, which are read anew on every run and resume.
 public struct MigrationSettings: Codable, Sendable, Equatable {

@@ -1,3 +1,4 @@
+import ApplianceInventory
 import Foundation
 import Testing
 

@@ -79,7 +79,7 @@ struct RunPlaybook: AsyncParsableCommand {
             includeHistory: spec.includeHistory,
             hostnameFromOld: spec.hostnameFromOld,
             repository: repository ?? spec.repository,
-            cutover: spec.cutover.method,
+            cutover: spec.cutover,
             decommission: spec.decommission
         )
         let secrets = try settings.secrets(from: options.secretSource())
@@ -387,15 +387,5 @@ extension MigrationSettings {
             backupPassword: try source.resolve(backupPasswordSecret).reveal(),
             certificatePassphrase: try certificatePassphraseSecret.map { try source.resolve($0).reveal() }
         )
-    }
-}
-
-extension ApplianceInventory.Cutover {
-    var method: CutoverMethod {
-        switch self {
-        case .none: .none
-        case .sharedIP(let site): .sharedIP(siteAddress: site)
-        case .hook(let site, let command): .hook(siteAddress: site, command: command)
-        }
     }
 }
