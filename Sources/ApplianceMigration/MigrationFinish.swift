@@ -106,6 +106,18 @@ extension MigrationRunner {
                     access: entry.access
                 )
             )
+            // The old box closes its listener shortly after answering; the new one cannot bind the address before.
+            let oldId = try fact("oldApplianceId")
+            for _ in 0..<100 where try await answers(site, id: oldId) {
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            guard !(try await answers(site, id: oldId)) else {
+                throw MigrationError(
+                    .cutover,
+                    "\(old.name) still answers on \(siteAddress) after disabling it; check its network page, then "
+                        + "run resume"
+                )
+            }
             environment.events(.note("\(old.name) no longer answers on \(site.host)"))
         }
         environment.crash(at: "cutover:released")
@@ -153,6 +165,13 @@ extension MigrationRunner {
             )
         }
         return ["cutover": "done", "siteAddress": siteAddress]
+    }
+
+    /// Whether `site` answers with the appliance id `id`, whatever its certificate.
+    func answers(_ site: HostPort, id: String) async throws -> Bool {
+        let probe = ApplianceConnection(host: site.host, port: site.port, pin: nil, requestTimeout: .seconds(5))
+        guard let (_, health, _) = try? await probe.health() else { return false }
+        return health.applianceId == id
     }
 
     func answersFromNew(_ site: HostPort, id: String) async throws -> Bool {

@@ -308,4 +308,38 @@ import Testing
         #expect(health.applianceId != scenario.oldId)
         #expect(try await scenario.newSummary() == scenario.oldSummary)
     }
+
+    /// Step 5 from a repository served over HTTP (`python3 -m http.server` on loopback): the new box is pointed at
+    /// it and installs the site package itself, as a box with a network path to the vendor's repository would.
+    @Test func stepFiveFromAnHTTPRepository() async throws {
+        let scenario = try await Scenario(bytes: 256 * 1024)
+        let port = 21_000 + Int(getpid()) % 20_000
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        server.arguments = [
+            "python3", "-m", "http.server", "\(port)", "--bind", "127.0.0.1", "--directory",
+            scenario.vendor.repository.path,
+        ]
+        server.standardOutput = FileHandle.nullDevice
+        server.standardError = FileHandle.nullDevice
+        try server.run()
+        defer { server.terminate() }
+        let url = "http://127.0.0.1:\(port)"
+        for _ in 0..<50 {
+            if (try? Data(contentsOf: URL(string: "\(url)/index.json")!)) != nil { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        let text = try String(contentsOf: scenario.playbook, encoding: .utf8)
+            .replacingOccurrences(of: "repository: \(scenario.vendor.repository.path)", with: "repository: \(url)")
+        try text.write(to: scenario.playbook, atomically: true, encoding: .utf8)
+        let result = try scenario.ctl(["run", scenario.playbook.path, "--inventory", scenario.inventory.path, "--yes"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let report = try scenario.report()
+        #expect(report["allMatched"] as? Bool == true)
+        let steps = try #require(report["steps"] as? [[String: Any]])
+        let package = try #require(steps.first { $0["step"] as? String == "package" }?["detail"] as? [String: String])
+        #expect(package["siteVersion"] == "24.2.0")
+        #expect(package["from"] == nil, "the directory path was taken: \(package)")
+        #expect(try await scenario.newSummary() == scenario.oldSummary)
+    }
 }
