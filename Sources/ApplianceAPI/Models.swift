@@ -94,6 +94,8 @@ public struct StatusResponse: Codable, Sendable {
     public var clock: ClockStatus
     public var uptimeSeconds: Double
     public var failoverRole: String
+    /// The file system holding the appliance's data; absent from appliances older than this field.
+    public var storage: StorageStatus?
 
     public init(
         hostname: String,
@@ -101,7 +103,8 @@ public struct StatusResponse: Codable, Sendable {
         software: InstalledSoftware,
         clock: ClockStatus,
         uptimeSeconds: Double,
-        failoverRole: String
+        failoverRole: String,
+        storage: StorageStatus? = nil
     ) {
         self.hostname = hostname
         self.applianceId = applianceId
@@ -109,6 +112,19 @@ public struct StatusResponse: Codable, Sendable {
         self.clock = clock
         self.uptimeSeconds = uptimeSeconds
         self.failoverRole = failoverRole
+        self.storage = storage
+    }
+}
+
+/// Space on the file system that holds the appliance's data (site database, file store, recordings).
+public struct StorageStatus: Codable, Sendable, Equatable {
+    public var totalBytes: Int64
+    /// What applianced may still write (blocks available to unprivileged users).
+    public var freeBytes: Int64
+
+    public init(totalBytes: Int64, freeBytes: Int64) {
+        self.totalBytes = totalBytes
+        self.freeBytes = freeBytes
     }
 }
 

@@ -37,8 +37,9 @@ extension MigrationRunner {
                 problems.append("the package repository \(repository) is not a directory; fix packages.repository")
             }
         }
+        let siteBytes = Self.siteBytes(summary)
         if !settings.new.isVirtual {
-            problems += try await newBoxProblems(oldStatus: status)
+            problems += try await newBoxProblems(oldStatus: status, siteBytes: siteBytes)
         }
         guard problems.isEmpty else {
             throw MigrationError(
@@ -54,12 +55,32 @@ extension MigrationRunner {
             "oldPin": old.pin.description,
             "clockSkewSeconds": String(format: "%.1f", skew),
             "freeMiB": "\(free / 1_048_576)",
+            "siteBytes": "\(siteBytes)",
         ]
+    }
+
+    /// About what the old site takes on the new appliance: files, recordings, the database (estimated from its
+    /// history rows, twice: restore stages it before switching it in) and a margin.
+    static func siteBytes(_ summary: SiteSummary) -> Int64 {
+        summary.fileBytes + summary.recordingBytes + Int64(summary.historyRows) * 2 * 512 + 64 * 1_048_576
+    }
+
+    /// Why the new appliance cannot take the old site, if it cannot: its data file system is too small.
+    /// Appliances that do not report their storage cannot be checked here (restore then fails cleanly if full).
+    func roomProblem(_ status: StatusResponse, siteBytes: Int64) -> String? {
+        guard let storage = status.storage, storage.freeBytes < siteBytes else { return nil }
+        let name = record.settings.new.name
+        let fix =
+            record.settings.new.isVirtual
+            ? "raise its disk_gib in the inventory, remove it (appliancectl destroy \(name)), then run resume"
+            : "free space on it or choose another target, then run resume"
+        return "\(name) has \(storage.freeBytes / 1_048_576) MiB free for site data and \(old.name)'s site needs "
+            + "about \(siteBytes / 1_048_576) MiB; \(fix)"
     }
 
     /// A physical target must be another appliance, factory-fresh (or empty), not newer than the old one.
     /// A factory-fresh box answers nothing but its health probe until step 1 sets its password.
-    func newBoxProblems(oldStatus status: StatusResponse) async throws -> [String] {
+    func newBoxProblems(oldStatus status: StatusResponse, siteBytes: Int64) async throws -> [String] {
         let name = record.settings.new.name
         var box = try newBox()
         defer { new = box }
@@ -71,6 +92,7 @@ extension MigrationRunner {
         if try await box.hasFactoryPassword() { return problems }
         let connection = try await box.session()
         let newStatus: StatusResponse = try await connection.call(.status)
+        if let problem = roomProblem(newStatus, siteBytes: siteBytes) { problems.append(problem) }
         let newVersion = try SoftwareVersion(newStatus.software.siteVersion)
         let oldVersion = try SoftwareVersion(status.software.siteVersion)
         if newVersion > oldVersion {
@@ -138,8 +160,16 @@ extension MigrationRunner {
         }
         let connection = try await newSession()
         let status: StatusResponse = try await connection.call(.status)
+        // Before anything is copied: the site must fit (a factory-fresh target could not be asked in pre-flight).
+        if let siteBytes = facts["siteBytes"].flatMap(Int64.init),
+            let problem = roomProblem(status, siteBytes: siteBytes)
+        {
+            throw MigrationError(.appliance, problem)
+        }
         let box = try newBox()
-        return ["newAddress": box.address, "newPin": box.pin.description, "newApplianceId": status.applianceId]
+        var result = ["newAddress": box.address, "newPin": box.pin.description, "newApplianceId": status.applianceId]
+        if let storage = status.storage { result["newFreeMiB"] = "\(storage.freeBytes / 1_048_576)" }
+        return result
     }
 
     // MARK: 2 Backup, proven restorable (X1)

@@ -180,8 +180,16 @@ public final class Appliance: Sendable {
                 source: "host clock: applianced runs as a process, the host keeps time"
             ),
             uptimeSeconds: Date().timeIntervalSince(startedAt),
-            failoverRole: "standalone"
+            failoverRole: "standalone",
+            storage: Self.storage(of: directory.root.path)
         )
+    }
+
+    static func storage(of path: String) -> StorageStatus? {
+        var stats = statvfs()
+        guard statvfs(path, &stats) == 0 else { return nil }
+        let block = Int64(stats.f_frsize)
+        return StorageStatus(totalBytes: Int64(stats.f_blocks) * block, freeBytes: Int64(stats.f_bavail) * block)
     }
 
     // MARK: A3 network

@@ -34,11 +34,12 @@ import Testing
         var inventory: URL { work.appendingPathComponent("inventory.yml") }
         var playbook: URL { work.appendingPathComponent("migrate.yml") }
 
-        init(bytes: Int64) async throws {
+        /// `newDataDir` puts the new box's data somewhere of the test's choosing (a small file system).
+        init(bytes: Int64, newDataDir: URL? = nil) async throws {
             vendor = try TestVendor()
             try vendor.publish(try vendor.package("site", .site, "24.2.0"))
             old = try await TestBox(arguments: ["--vendor-key", vendor.keyFile.path])
-            new = try await TestBox(arguments: ["--vendor-key", vendor.keyFile.path])
+            new = try await TestBox(dataDir: newDataDir, arguments: ["--vendor-key", vendor.keyFile.path])
             siteAddress = TestSupport.nextAddress()
             let admin = try await old.admin()
             try await admin.perform(.setUpdateSource, body: UpdateSourceRequest(repository: vendor.repository.path))
@@ -341,5 +342,25 @@ import Testing
         #expect(package["siteVersion"] == "24.2.0")
         #expect(package["from"] == nil, "the directory path was taken: \(package)")
         #expect(try await scenario.newSummary() == scenario.oldSummary)
+    }
+
+    /// A target whose data file system cannot take the old site stops the run at step 1, before the backup, with
+    /// what to do; the old box is untouched. The new box's data lives on a 48 MiB tmpfs (mounting needs root).
+    @Test(.enabled(if: getuid() == 0, "mounts a tmpfs"))
+    func aTargetTooSmallForTheSiteStopsBeforeTheBackup() async throws {
+        let small = TestSupport.temporaryDirectory("small")
+        let mount = try TestSupport.run("mount", ["-t", "tmpfs", "-o", "size=48m", "tmpfs", small.path])
+        try #require(mount.status == 0, "\(mount.stderr)")
+        defer { _ = try? TestSupport.run("umount", ["-l", small.path]) }
+        let scenario = try await Scenario(bytes: 256 * 1024, newDataDir: small.appendingPathComponent("data"))
+        defer { scenario.new.kill() }
+        let result = try scenario.ctl(["run", scenario.playbook.path, "--inventory", scenario.inventory.path, "--yes"])
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("MiB free for site data"), "\(result.stderr)")
+        #expect(result.stderr.contains("free space on it or choose another target"), "\(result.stderr)")
+        let order = try scenario.journalOrder()
+        #expect(order.contains("install:failed"), "\(order)")
+        #expect(!order.contains { $0.hasPrefix("backup:") }, "\(order)")
+        try await scenario.oldUntouched()
     }
 }
