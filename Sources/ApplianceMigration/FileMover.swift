@@ -2,12 +2,14 @@ import ApplianceAPI
 import ApplianceClient
 import ApplianceCrypto
 import Foundation
+import Synchronization
 
 /// Moves stored files or recordings from one appliance to another (X2): only what the target lacks (same name and
 /// SHA-256), each file checked against the source's checksum on arrival here and again on the target.
 ///
 /// Resumable at file granularity: an interrupted run leaves whole files on the target (uploads are written
-/// under a scratch name and renamed) and a partial staging file here, which the next run discards.
+/// under a scratch name and renamed) and partial staging files here, which the next run overwrites. The next
+/// file downloads while the current one uploads.
 struct FileMover {
     let from: ApplianceConnection
     let to: ApplianceConnection
@@ -24,12 +26,71 @@ struct FileMover {
         let label = "\(what): \(missing.count) to move"
         let report = environment.progress(label, kind: "transfer", total: total)
         try FileManager.default.createDirectory(at: staging, withIntermediateDirectories: true)
+        // Two stages at once: the next file downloads here while the current one uploads to the target.
+        let counters = Mutex<(downloaded: Int64, uploaded: Int64)>((0, 0))
+        let progress: @Sendable (_ downloaded: Int64, _ uploaded: Int64) -> Void = { down, up in
+            let sum = counters.withLock { counters in
+                counters.downloaded += down
+                counters.uploaded += up
+                return counters.downloaded + counters.uploaded
+            }
+            report(sum / 2)
+        }
+        var pending: Task<URL, any Error>? = fetch(missing[0], slot: 0, get: get, progress: progress)
         var moved: Int64 = 0
-        for item in missing {
-            let local = staging.appendingPathComponent("current.partial")
+        do {
+            for (index, item) in missing.enumerated() {
+                guard let download = pending else { break }
+                let local = try await download.value
+                pending =
+                    index + 1 < missing.count
+                    ? fetch(missing[index + 1], slot: (index + 1) % 2, get: get, progress: progress) : nil
+                let sent = Mutex<Int64>(0)
+                let stored = try await to.upload(put, name: item.name, fromFile: local.path) { total in
+                    let delta = sent.withLock { last in
+                        defer { last = total }
+                        return total - last
+                    }
+                    progress(0, delta)
+                }
+                try? FileManager.default.removeItem(at: local)
+                guard stored.sha256 == item.sha256, stored.size == item.size else {
+                    throw MigrationError(
+                        .transfer,
+                        "\(item.name) was stored with SHA-256 \(stored.sha256), expected \(item.sha256); run resume"
+                    )
+                }
+                moved += item.size
+            }
+        } catch {
+            // Do not leave a download writing into staging behind a failed step (a retry would reuse the slot).
+            pending?.cancel()
+            _ = try? await pending?.value
+            throw error
+        }
+        environment.events(.transferFinished(label: label))
+        return (missing.count, moved)
+    }
+
+    /// Downloads `item` into staging slot `slot` and checks it against the source's checksum.
+    func fetch(
+        _ item: StoredFileInfo,
+        slot: Int,
+        get: Endpoint,
+        progress: @escaping @Sendable (Int64, Int64) -> Void
+    ) -> Task<URL, any Error> {
+        let from = from
+        let local = staging.appendingPathComponent("slot-\(slot).partial")
+        return Task {
             try? FileManager.default.removeItem(at: local)
-            let base = moved
-            try await from.download(get, name: item.name, to: local.path) { report(base + $0 / 2) }
+            let received = Mutex<Int64>(0)
+            try await from.download(get, name: item.name, to: local.path) { total in
+                let delta = received.withLock { last in
+                    defer { last = total }
+                    return total - last
+                }
+                progress(delta, 0)
+            }
             let sha = try Self.sha256(of: local)
             guard sha == item.sha256 else {
                 throw MigrationError(
@@ -37,21 +98,8 @@ struct FileMover {
                     "\(item.name) arrived with SHA-256 \(sha), the source lists \(item.sha256); run resume to retry"
                 )
             }
-            let stored = try await to.upload(put, name: item.name, fromFile: local.path) { sent in
-                report(base + (item.size + sent) / 2)
-            }
-            try? FileManager.default.removeItem(at: local)
-            guard stored.sha256 == item.sha256, stored.size == item.size else {
-                throw MigrationError(
-                    .transfer,
-                    "\(item.name) was stored with SHA-256 \(stored.sha256), expected \(item.sha256); run resume"
-                )
-            }
-            moved += item.size
-            report(moved)
+            return local
         }
-        environment.events(.transferFinished(label: label))
-        return (missing.count, moved)
     }
 
     static func sha256(of file: URL) throws -> String {
