@@ -45,14 +45,12 @@ struct FileMover {
                 pending =
                     index + 1 < missing.count
                     ? fetch(missing[index + 1], slot: (index + 1) % 2, get: get, progress: progress) : nil
-                let sent = Mutex<Int64>(0)
-                let stored = try await to.upload(put, name: item.name, fromFile: local.path) { total in
-                    let delta = sent.withLock { last in
-                        defer { last = total }
-                        return total - last
-                    }
-                    progress(0, delta)
-                }
+                let stored = try await to.upload(
+                    put,
+                    name: item.name,
+                    fromFile: local.path,
+                    progress: Self.deltas { progress(0, $0) }
+                )
                 try? FileManager.default.removeItem(at: local)
                 guard stored.sha256 == item.sha256, stored.size == item.size else {
                     throw MigrationError(
@@ -83,14 +81,7 @@ struct FileMover {
         let local = staging.appendingPathComponent("slot-\(slot).partial")
         return Task {
             try? FileManager.default.removeItem(at: local)
-            let received = Mutex<Int64>(0)
-            try await from.download(get, name: item.name, to: local.path) { total in
-                let delta = received.withLock { last in
-                    defer { last = total }
-                    return total - last
-                }
-                progress(delta, 0)
-            }
+            try await from.download(get, name: item.name, to: local.path, progress: Self.deltas { progress($0, 0) })
             let sha = try Self.sha256(of: local)
             guard sha == item.sha256 else {
                 throw MigrationError(
@@ -99,6 +90,19 @@ struct FileMover {
                 )
             }
             return local
+        }
+    }
+
+    /// Turns a transfer's running total into the bytes added since its last report, for `sink`.
+    static func deltas(_ sink: @escaping @Sendable (Int64) -> Void) -> @Sendable (Int64) -> Void {
+        let last = Mutex<Int64>(0)
+        return { total in
+            sink(
+                last.withLock { last in
+                    defer { last = total }
+                    return total - last
+                }
+            )
         }
     }
 

@@ -108,10 +108,10 @@ extension MigrationRunner {
             )
             // The old box closes its listener shortly after answering; the new one cannot bind the address before.
             let oldId = try fact("oldApplianceId")
-            for _ in 0..<100 where try await answers(site, id: oldId) {
-                try await Task.sleep(for: .milliseconds(100))
+            let released = try await waitUntil(tries: 101, every: .milliseconds(100)) {
+                await whoAnswers(site)?.id != oldId
             }
-            guard !(try await answers(site, id: oldId)) else {
+            guard released else {
                 throw MigrationError(
                     .cutover,
                     "\(old.name) still answers on \(siteAddress) after disabling it; check its network page, then "
@@ -154,10 +154,10 @@ extension MigrationRunner {
         case .hook(_, let command):
             try await runHook(command, site: siteAddress, new: box)
         }
-        for _ in 0..<60 where !(try await answersFromNew(site, id: newId)) {
-            try await Task.sleep(for: .milliseconds(500))
+        let moved = try await waitUntil(tries: 61, every: .milliseconds(500)) {
+            try await answersFromNew(site, id: newId)
         }
-        guard try await answersFromNew(site, id: newId) else {
+        guard moved else {
             throw MigrationError(
                 .cutover,
                 "\(siteAddress) does not answer from \(record.settings.new.name) (id \(newId)) after the cutover; "
@@ -167,18 +167,17 @@ extension MigrationRunner {
         return ["cutover": "done", "siteAddress": siteAddress]
     }
 
-    /// Whether `site` answers with the appliance id `id`, whatever its certificate.
-    func answers(_ site: HostPort, id: String) async throws -> Bool {
+    /// The appliance id and key pin of whatever answers the health probe on `site`; nil when nothing does.
+    func whoAnswers(_ site: HostPort) async -> (id: String, pin: String)? {
         let probe = ApplianceConnection(host: site.host, port: site.port, pin: nil, requestTimeout: .seconds(5))
-        guard let (_, health, _) = try? await probe.health() else { return false }
-        return health.applianceId == id
+        guard let (_, health, pin) = try? await probe.health() else { return nil }
+        return (health.applianceId, pin.description)
     }
 
     func answersFromNew(_ site: HostPort, id: String) async throws -> Bool {
-        let probe = ApplianceConnection(host: site.host, port: site.port, pin: nil, requestTimeout: .seconds(5))
-        guard let (_, health, pin) = try? await probe.health() else { return false }
+        guard let answer = await whoAnswers(site) else { return false }
         let expectedPin = facts["certificatePin"] ?? (try? newBox().pin.description)
-        return health.applianceId == id && pin.description == expectedPin
+        return answer.id == id && answer.pin == expectedPin
     }
 
     func runHook(_ command: String, site: String, new box: BoxClient) async throws {

@@ -239,4 +239,17 @@ public actor MigrationRunner {
         }
         return value
     }
+
+    /// Checks `condition` up to `tries` times, `interval` apart; whether it held by the last check.
+    func waitUntil(
+        tries: Int,
+        every interval: Duration,
+        _ condition: () async throws -> Bool
+    ) async throws -> Bool {
+        for attempt in 1...tries {
+            if try await condition() { return true }
+            if attempt < tries { try await Task.sleep(for: interval) }
+        }
+        return false
+    }
 }

@@ -327,13 +327,12 @@ extension MigrationRunner {
             throw MigrationError(.certificate, "the certificate's pin \(assigned.details.pin) cannot be read")
         }
         box.acceptablePins = [pin]
-        var served: TLSPin?
-        for _ in 0..<20 {
-            served = try? await PinnedHTTPClient.fetchPeerCertificate(host: box.host, port: box.port).pin
-            if served == pin { break }
-            try await Task.sleep(for: .milliseconds(250))
+        let host = box.host
+        let port = box.port
+        let served = try await waitUntil(tries: 20, every: .milliseconds(250)) {
+            (try? await PinnedHTTPClient.fetchPeerCertificate(host: host, port: port).pin) == pin
         }
-        guard served == pin else {
+        guard served else {
             throw MigrationError(.certificate, "\(box.address) does not serve the assigned certificate")
         }
         box.pin = pin
@@ -419,12 +418,13 @@ extension MigrationRunner {
     func installOffline(from directory: URL, wanted: String) async throws -> [String: String] {
         let name = record.settings.new.name
         let index = try RepositoryBuilder.loadIndex(directory: directory)
+        // Each package with its version read once; entries whose version is not a version number are left out.
+        let packages = index.packages.compactMap { entry in
+            (try? SoftwareVersion(entry.manifest.version)).map { (entry: entry, version: $0) }
+        }
         let wantedVersion = try SoftwareVersion(wanted)
-        guard
-            let site = index.packages.first(where: {
-                $0.manifest.kind == .site && (try? SoftwareVersion($0.manifest.version)) == wantedVersion
-            })
-        else {
+        let site = packages.first { $0.entry.manifest.kind == .site && $0.version == wantedVersion }?.entry
+        guard let site else {
             throw MigrationError(
                 .package,
                 "\(directory.path) holds no site package \(wanted); add it (appliancectl vendor repo-add) or give "
@@ -434,16 +434,9 @@ extension MigrationRunner {
         var order: [RepositoryIndex.Entry] = []
         for requirement in site.manifest.requires {
             let minimum = try SoftwareVersion(requirement.minimumVersion)
-            let candidates = index.packages.filter {
-                $0.manifest.name == requirement.name
-                    && ((try? SoftwareVersion($0.manifest.version)) ?? minimum) >= minimum
-            }
-            if let lowest = candidates.min(by: {
-                ((try? SoftwareVersion($0.manifest.version)) ?? minimum)
-                    < ((try? SoftwareVersion($1.manifest.version)) ?? minimum)
-            }) {
-                order.append(lowest)
-            }
+            let lowest = packages.filter { $0.entry.manifest.name == requirement.name && $0.version >= minimum }
+                .min { $0.version < $1.version }
+            if let lowest { order.append(lowest.entry) }
         }
         order.append(site)
         var installed: [String] = []

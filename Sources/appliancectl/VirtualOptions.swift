@@ -1,4 +1,5 @@
 import ApplianceClient
+import ApplianceCrypto
 import ApplianceImage
 import ApplianceInventory
 import ApplianceProvisioning
@@ -95,13 +96,11 @@ struct ImageOptions: ParsableArguments {
             guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
                 throw ValidationError("cannot read the vendor key \(path); give the .pub file of `vendor keygen`")
             }
-            let body = text.split(separator: "\n").filter { !$0.hasPrefix("-----") }.joined()
-            guard text.contains("BEGIN PUBLIC KEY"), !body.isEmpty,
-                body.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "+/=".contains($0)) })
-            else {
-                throw ValidationError("\(path) is not a PEM public key; give the .pub file of `vendor keygen`")
+            // Read the way applianced reads --vendor-key, so a key the VM would refuse is refused here.
+            guard let key = try? Ed25519PublicKey(pem: text) else {
+                throw ValidationError("\(path) is not an Ed25519 PEM public key; give the .pub file of `vendor keygen`")
             }
-            return body
+            return key.pem.split(separator: "\n").filter { !$0.hasPrefix("-----") }.joined()
         }
     }
 
