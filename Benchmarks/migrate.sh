@@ -8,9 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
-swift build -c release --product applianced >/dev/null
-swift build -c release --product appliancectl >/dev/null
-bin="$(swift build -c release --show-bin-path)"
+source scripts/release-build.sh
 size="${SIZE:-1GiB}"
 
 work="$(mktemp -d /tmp/appliance-bench.XXXXXX)"

@@ -12,9 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/setup.sh
-swift build -c release --product applianced >/dev/null
-swift build -c release --product appliancectl >/dev/null
-bin="$(swift build -c release --show-bin-path)"
+source scripts/release-build.sh
 ctl="$bin/appliancectl"
 
 work="$(mktemp -d /tmp/appliance-demo.XXXXXX)"
