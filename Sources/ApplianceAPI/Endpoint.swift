@@ -58,6 +58,9 @@ extension Endpoint {
     public static let getRecording = Endpoint("GET", "/appliance/api/recordings/{name}")
     public static let factoryReset = Endpoint("POST", "/appliance/api/factory-reset")
     public static let shutdown = Endpoint("POST", "/appliance/api/shutdown")
+    public static let reboot = Endpoint("POST", "/appliance/api/reboot")
+    public static let maintenance = Endpoint("GET", "/appliance/api/maintenance")
+    public static let setMaintenance = Endpoint("PUT", "/appliance/api/maintenance")
 
     // /login: the site.
     public static let security = Endpoint("GET", "/login/api/security")
@@ -82,11 +85,54 @@ extension Endpoint {
         .status, .network, .updateNetworkSettings, .addAddress, .updateAddress, .deleteAddress,
         .listCertificates, .importCertificate, .exportCertificate, .deleteCertificate, .assignCertificate,
         .updates, .setUpdateSource, .installUpdate, .uploadUpdate, .downloadKey,
-        .listRecordings, .putRecording, .getRecording, .factoryReset, .shutdown,
+        .listRecordings, .putRecording, .getRecording, .factoryReset, .shutdown, .reboot,
+        .maintenance, .setMaintenance,
         .security, .updateSecurity, .settings, .updateSettings, .listUsers, .createUser,
         .listHistory, .appendHistory, .listFiles, .putFile, .getFile, .siteSummary, .generateSiteData,
         .backup, .restore,
     ]
+}
+
+extension Endpoint {
+    /// Who may call an endpoint (A2). The server checks this one table for every request.
+    public enum Access: Sendable {
+        /// No session: the health probe and the login.
+        case open
+        /// Any session, also one whose password must still be changed (a factory-fresh box): only these.
+        case beforePasswordChange
+        /// A session whose password has been changed; `/appliance` and `/login/api` also need an administrator.
+        case session
+    }
+
+    public var access: Access {
+        switch self {
+        case .health, .login: .open
+        case .logout, .changePassword: .beforePasswordChange
+        default: .session
+        }
+    }
+
+    /// Endpoints that change the site's data (settings, users, history, files, recordings, policy, restore):
+    /// refused while the appliance is in maintenance mode (A8), so nothing is written that a migration would miss.
+    /// The endpoint a request's method and path belong to (path parameters match any one segment).
+    public static func matching(method: String, path: String) -> Endpoint? {
+        let segments = path.split(separator: "/", omittingEmptySubsequences: false)
+        return all.first { endpoint in
+            guard endpoint.method == method else { return false }
+            let template = endpoint.path.split(separator: "/", omittingEmptySubsequences: false)
+            guard template.count == segments.count else { return false }
+            return zip(template, segments).allSatisfy { pattern, segment in
+                pattern.hasPrefix("{") ? !segment.isEmpty : pattern == segment
+            }
+        }
+    }
+
+    public var writesSite: Bool {
+        [
+            Endpoint.updateSecurity, .updateSettings, .createUser, .appendHistory, .putFile, .putRecording,
+            .generateSiteData, .restore,
+        ].contains(self)
+    }
 }
 
 extension String {

@@ -8,12 +8,21 @@ public struct HealthResponse: Codable, Sendable, Equatable {
     public var applianceId: String
     public var hostname: String
     public var reason: String?
+    /// Present while the appliance is in maintenance mode (A8); the probe still answers 200.
+    public var maintenance: MaintenanceStatus?
 
-    public init(status: String, applianceId: String, hostname: String, reason: String? = nil) {
+    public init(
+        status: String,
+        applianceId: String,
+        hostname: String,
+        reason: String? = nil,
+        maintenance: MaintenanceStatus? = nil
+    ) {
         self.status = status
         self.applianceId = applianceId
         self.hostname = hostname
         self.reason = reason
+        self.maintenance = maintenance
     }
 }
 
@@ -96,6 +105,8 @@ public struct StatusResponse: Codable, Sendable {
     public var failoverRole: String
     /// The file system holding the appliance's data; absent from appliances older than this field.
     public var storage: StorageStatus?
+    /// Maintenance mode (A8); absent from appliances older than this field.
+    public var maintenance: MaintenanceStatus?
 
     public init(
         hostname: String,
@@ -104,8 +115,10 @@ public struct StatusResponse: Codable, Sendable {
         clock: ClockStatus,
         uptimeSeconds: Double,
         failoverRole: String,
-        storage: StorageStatus? = nil
+        storage: StorageStatus? = nil,
+        maintenance: MaintenanceStatus? = nil
     ) {
+        self.maintenance = maintenance
         self.hostname = hostname
         self.applianceId = applianceId
         self.software = software
@@ -457,8 +470,14 @@ public struct RestoreResponse: Codable, Sendable {
 public struct FactoryResetRequest: Codable, Sendable {
     /// The appliance's hostname typed back, so a reset is never an accident.
     public var confirmHostname: String
+    /// Power the appliance off once it is reset, in the same request (P6): a factory-fresh box answers nothing
+    /// but the password change, so it could not be asked afterwards.
+    public var powerOff: Bool?
 
-    public init(confirmHostname: String) { self.confirmHostname = confirmHostname }
+    public init(confirmHostname: String, powerOff: Bool? = nil) {
+        self.confirmHostname = confirmHostname
+        self.powerOff = powerOff
+    }
 }
 
 /// A4: what the certificates page shows for one certificate.

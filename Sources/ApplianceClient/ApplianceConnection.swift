@@ -38,7 +38,8 @@ public final class ApplianceConnection: Sendable {
         ApplianceConnection(host: host, port: port, pin: client.pin, token: token)
     }
 
-    var authHeaders: [(String, String)] {
+    /// The Authorization header of this session, for raw requests.
+    public var authHeaders: [(String, String)] {
         token.map { [("Authorization", "Bearer \($0)")] } ?? []
     }
 

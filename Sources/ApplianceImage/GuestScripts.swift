@@ -55,7 +55,8 @@ enum GuestScripts {
     /// `/sbin/appliance-init` on the disk: PID 1 after `switch_root`.
     ///
     /// Brings up the network, starts applianced and restarts it when it fails. applianced exiting with status 0
-    /// (after its API shutdown request) or the ACPI power button (`virsh shutdown`) powers the VM off cleanly.
+    /// (after its API shutdown request) or the ACPI power button (`virsh shutdown`) powers the VM off cleanly;
+    /// status 10 (its API reboot request) reboots it.
     static let applianceInit = """
         #!/bin/sh
         # PID 1 of the appliance: network, then applianced (restarted when it fails); a clean stop powers off.
@@ -104,7 +105,8 @@ enum GuestScripts {
         # The ACPI power button (virsh shutdown) runs /etc/acpi/PWRF/00000080.
         acpid -c /etc/acpi -l /run/acpid.log -p /run/acpid.pid || echo "appliance-init: acpid did not start"
 
-        set -- --data-dir /var/lib/applianced --listen "$address:$port" --log-level notice
+        # A reboot request (A8) makes applianced exit with status 10; this init then reboots the VM.
+        set -- --data-dir /var/lib/applianced --listen "$address:$port" --log-level notice --reboot-exit-status 10
         [ -n "$hostname" ] && set -- "$@" --hostname "$hostname"
         [ -n "$id" ] && set -- "$@" --appliance-id "$id"
         # Vendor keys that packages must be signed with: base64 SubjectPublicKeyInfo on the kernel command line.
@@ -126,6 +128,12 @@ enum GuestScripts {
             wait "$pid"
             status=$?
             rm -f /run/applianced.pid
+            if [ "$status" -eq 10 ] && [ ! -e /run/appliance-poweroff ]; then
+                echo "appliance-init: rebooting"
+                sync
+                mount -o remount,ro / || sync
+                reboot -f
+            fi
             if [ "$status" -eq 0 ] || [ -e /run/appliance-poweroff ]; then
                 echo "appliance-init: applianced stopped (status $status)"
                 break

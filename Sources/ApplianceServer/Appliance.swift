@@ -72,6 +72,9 @@ public final class Appliance: Sendable {
     let applianceKey: Ed25519PrivateKey
     /// Serialises operations that replace stores (restore, factory reset) with each other.
     let exclusive = Mutex<String?>(nil)
+    /// Maintenance mode and the site writes in flight (A8).
+    let gate = SiteWriteGate()
+    let rebootFlag = Mutex(false)
     private let shutdownSignal: AsyncStream<Void>.Continuation
     let shutdownRequests: AsyncStream<Void>
 
@@ -96,6 +99,7 @@ public final class Appliance: Sendable {
         (shutdownRequests, shutdownSignal) = AsyncStream.makeStream(of: Void.self)
         listeners = ListenerManager(port: configuration.port, logger: logger)
         try served.reload(from: box)
+        gate.set(Self.loadMaintenance(box))
     }
 
     var box: BoxDatabase { boxStore.withLock { $0 } }
@@ -158,7 +162,17 @@ public final class Appliance: Sendable {
         do {
             _ = try box.installedSoftware()
             _ = try site.securityPolicy()
-            return (true, HealthResponse(status: "ok", applianceId: applianceId, hostname: hostname))
+            let maintenance = gate.status
+            return (
+                true,
+                HealthResponse(
+                    status: maintenance.enabled ? "maintenance" : "ok",
+                    applianceId: applianceId,
+                    hostname: hostname,
+                    reason: maintenance.enabled ? maintenance.refusal : nil,
+                    maintenance: maintenance.enabled ? maintenance : nil
+                )
+            )
         } catch {
             return (
                 false,
@@ -181,7 +195,8 @@ public final class Appliance: Sendable {
             ),
             uptimeSeconds: Date().timeIntervalSince(startedAt),
             failoverRole: "standalone",
-            storage: Self.storage(of: directory.root.path)
+            storage: Self.storage(of: directory.root.path),
+            maintenance: gate.status
         )
     }
 
@@ -290,7 +305,8 @@ public final class Appliance: Sendable {
 
     /// Returns the box to factory state: all site and box data gone, `admin` / `password` back, a new factory
     /// certificate, only the factory address listening. The appliance id stays (it names the hardware).
-    public func factoryReset(confirmHostname: String) async throws {
+    /// With `powerOff` the appliance shuts down once the answer has left, instead of serving factory-fresh.
+    public func factoryReset(confirmHostname: String, powerOff: Bool = false) async throws {
         let hostname = try box.networkSettings().hostname
         guard confirmHostname == hostname else {
             throw ApplianceServerError.badRequest(
@@ -315,12 +331,17 @@ public final class Appliance: Sendable {
         try directory.prepare(logger: logger)
         let fresh = try Self.openBox(directory, configuration, applianceId)
         boxStore.withLock { $0 = fresh }
+        gate.set(.off)
         try site.reopen()
         let desired = try desiredListeners()
         // Once this response has left: serve the new factory certificate from the next handshake and stop
         // listening on every address but the factory one.
-        Task.detached { [listeners, served, fresh] in
+        Task.detached { [self, listeners, served, fresh] in
             try? await Task.sleep(for: .milliseconds(200))
+            if powerOff {
+                requestShutdown()
+                return
+            }
             try? served.reload(from: fresh)
             await listeners.reconcile(desired)
         }

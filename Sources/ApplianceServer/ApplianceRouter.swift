@@ -16,9 +16,11 @@ enum ApplianceRouter {
         router.add(middleware: AuthenticationMiddleware(appliance: appliance))
         let handlers = handlers(appliance)
         for endpoint in Endpoint.all {
-            guard let handler = handlers[endpoint] else {
+            guard let registered = handlers[endpoint] else {
                 preconditionFailure("no handler for \(endpoint)")
             }
+            // Maintenance mode (A8) refuses every site write here, in one place.
+            let handler = endpoint.writesSite ? gated(registered, appliance) : registered
             router.on(RouterPath(endpoint.path), method: HTTPRequest.Method(endpoint.method)!) { request, context in
                 try await handler(request, context)
             }
@@ -36,6 +38,7 @@ enum ApplianceRouter {
             .login: { request, context in
                 let input = try await request.decode(as: LoginRequest.self, context: context)
                 let result = try appliance.site.login(username: input.username, password: input.password)
+                try appliance.admitLogin(result)
                 return try json(
                     LoginResponse(
                         token: result.token,
@@ -139,12 +142,24 @@ enum ApplianceRouter {
             },
             .factoryReset: { request, context in
                 let input = try await request.decode(as: FactoryResetRequest.self, context: context)
-                try await appliance.factoryReset(confirmHostname: input.confirmHostname)
+                try await appliance.factoryReset(
+                    confirmHostname: input.confirmHostname,
+                    powerOff: input.powerOff ?? false
+                )
                 return Response(status: .accepted)
             },
             .shutdown: { _, _ in
                 appliance.requestShutdown()
                 return Response(status: .accepted)
+            },
+            .reboot: { _, _ in
+                appliance.requestReboot()
+                return Response(status: .accepted)
+            },
+            .maintenance: { _, _ in try json(appliance.maintenanceStatus) },
+            .setMaintenance: { request, context in
+                let input = try await request.decode(as: MaintenanceRequest.self, context: context)
+                return try json(try await appliance.setMaintenance(input, keepingSession: context.token))
             },
             .security: { _, _ in try json(try appliance.site.securityPolicy()) },
             .updateSecurity: { request, context in
@@ -217,6 +232,15 @@ enum ApplianceRouter {
                 return try json(try await appliance.restore(body: request.body, password: password))
             },
         ]
+    }
+
+    /// A site write that passes the maintenance gate first.
+    static func gated(_ handler: @escaping Handler, _ appliance: Appliance) -> Handler {
+        { request, context in
+            try appliance.gate.enter()
+            defer { appliance.gate.leave() }
+            return try await handler(request, context)
+        }
     }
 
     static let unauthenticated = ApplianceServerError(.unauthorized, "unauthorized", "log in first")

@@ -86,21 +86,19 @@ struct AccessTypeMiddleware: RouterMiddleware {
     }
 }
 
-/// A2: bearer sessions, the factory-password gate, and administrator-only areas.
+/// A2: bearer sessions, the factory-password gate, and administrator-only areas — one check, driven by
+/// `Endpoint.access`, for every request.
 struct AuthenticationMiddleware: RouterMiddleware {
     typealias Context = ApplianceRequestContext
     let appliance: Appliance
 
-    static let open: Set<Endpoint> = [.health, .login]
-    /// A factory-fresh (or just factory-reset) box may still be shut down: that is how one is returned (P6).
-    static let allowedBeforePasswordChange: Set<Endpoint> = [.logout, .changePassword, .shutdown]
-
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
         async throws -> Response
     {
-        let method = request.method.rawValue
         let path = request.uri.path
-        if Self.open.contains(where: { $0.method == method && $0.path == path }) {
+        // Paths that match no endpoint still need a session: nothing about the API is told to strangers.
+        let access = Endpoint.matching(method: request.method.rawValue, path: path)?.access ?? .session
+        if access == .open {
             return try await next(request, context)
         }
         guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else {
@@ -108,9 +106,7 @@ struct AuthenticationMiddleware: RouterMiddleware {
         }
         let token = String(header.dropFirst("Bearer ".count))
         let user = try appliance.site.authenticate(token: token)
-        if user.passwordChangeRequired
-            && !Self.allowedBeforePasswordChange.contains(where: { $0.method == method && $0.path == path })
-        {
+        if user.passwordChangeRequired && access != .beforePasswordChange {
             throw ApplianceServerError.passwordChangeRequired
         }
         if !user.isAdministrator && (path.hasPrefix("/appliance") || path.hasPrefix("/login/api")) {

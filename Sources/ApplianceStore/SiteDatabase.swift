@@ -232,9 +232,18 @@ public final class SiteDatabase: Sendable {
         return found
     }
 
-    /// Ends every session (after a software update).
-    public func logoutEveryone() throws {
-        try pool().write { db in try db.execute(sql: "DELETE FROM auth_session") }
+    /// Ends every session (after a software update), or every session but `token`'s (maintenance mode).
+    public func logoutEveryone(except token: String? = nil) throws {
+        try pool().write { db in
+            if let token {
+                try db.execute(
+                    sql: "DELETE FROM auth_session WHERE tokenHash != ?",
+                    arguments: [Self.tokenHash(token)]
+                )
+            } else {
+                try db.execute(sql: "DELETE FROM auth_session")
+            }
+        }
     }
 
     public func logout(token: String) throws {

@@ -35,9 +35,15 @@ struct Applianced: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
+    @Option(help: "Exit with this status on a reboot request, for an init that reboots the machine (the VM's does).")
+    var rebootExitStatus: Int32?
+
     func validate() throws {
         guard HostPort(listen) != nil else {
             throw ValidationError("--listen must be ADDRESS:PORT, e.g. 127.0.0.11:8443 or [::1]:8443")
+        }
+        if let rebootExitStatus, !(1...125).contains(rebootExitStatus) {
+            throw ValidationError("--reboot-exit-status must be between 1 and 125")
         }
         if let applianceId, UUID(uuidString: applianceId) == nil {
             throw ValidationError("--appliance-id must be a UUID, e.g. \(UUID().uuidString.lowercased())")
@@ -82,5 +88,9 @@ struct Applianced: AsyncParsableCommand {
             )
         )
         try await group.run()
+        if appliance.rebootRequested {
+            // Without --reboot-exit-status the process starts itself again, as a box comes back after a reboot.
+            try Reboot.restart(exitStatus: rebootExitStatus, logger: logger)
+        }
     }
 }

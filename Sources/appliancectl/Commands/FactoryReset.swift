@@ -14,12 +14,22 @@ struct FactoryReset: AsyncParsableCommand {
     @Option(help: "The appliance's hostname, typed back to confirm.")
     var confirm: String
 
+    @Flag(help: "Power the appliance off once it is reset (how a box is returned).")
+    var powerOff = false
+
     func run() async throws {
         let connection = try await box.session()
-        try await connection.perform(.factoryReset, body: FactoryResetRequest(confirmHostname: confirm))
+        try await connection.perform(
+            .factoryReset,
+            body: FactoryResetRequest(confirmHostname: confirm, powerOff: powerOff)
+        )
         // The box now presents a new factory certificate: forget the old pin; the next contact records the new one.
         try box.pinStore.remove(box.address)
-        print("\(box.address) was reset to factory state; it has a new certificate and admin/password again.")
+        if powerOff {
+            print("\(box.address) was reset to factory state and is powering off.")
+        } else {
+            print("\(box.address) was reset to factory state; it has a new certificate and admin/password again.")
+        }
     }
 }
 

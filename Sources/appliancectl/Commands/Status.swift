@@ -42,6 +42,11 @@ struct Status: AsyncParsableCommand {
             print("NTP         \(status.clock.ntpServers.joined(separator: ", "))")
             print("Uptime      \(Int(status.uptimeSeconds)) s")
             print("Failover    \(status.failoverRole)")
+            if let maintenance = status.maintenance, maintenance.enabled {
+                print(
+                    "Maintenance on since \(maintenance.since.map(APICoding.formatDate) ?? "?"): \(maintenance.refusal)"
+                )
+            }
             if let storage = status.storage {
                 print("Storage     \(storage.freeBytes / 1_048_576) MiB free of \(storage.totalBytes / 1_048_576) MiB")
             }
