@@ -3,7 +3,13 @@ import GRDB
 
 /// One line of the journal: a step's intent before acting, or its outcome after.
 public struct JournalEntry: Sendable, Equatable, Codable {
-    public enum Phase: String, Codable, Sendable { case intent, done, failed }
+    public enum Phase: String, Codable, Sendable {
+        case intent, done, failed
+        /// A failure lifted the freeze: this step and the site-copying steps after it are to be done again.
+        case reverted
+        /// The operator abandoned the run.
+        case aborted
+    }
 
     public var sequence: Int64
     public var runId: String

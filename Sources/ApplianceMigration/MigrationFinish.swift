@@ -70,14 +70,24 @@ extension MigrationRunner {
                 .verification,
                 "\(record.settings.new.name) does not hold what \(old.name) holds: "
                     + mismatches.map { "\($0.item) \($0.old) ≠ \($0.new)" }.joined(separator: "; ")
-                    + ". The old appliance is untouched; run resume to retry the missing parts"
+                    + ". Nothing destructive ran. `appliancectl resume \(record.id)` freezes \(old.name) again and "
+                    + "copies anew from a new backup; if the same items differ again, \(record.settings.new.name) "
+                    + "does not keep what it is given (see its log): end the run with `appliancectl abort "
+                    + "\(record.id)`"
             )
         }
-        return [
+        var result = [
             "verifiedItems": "\(items.count)",
             "comparison": (try? Journal.json(items)) ?? "",
             "oldApplianceId": oldStatus.applianceId,
         ]
+        if record.plan.contains(.freeze) && !record.plan.contains(.cutover) {
+            // No cutover: the site stays on the old box, which serves again; the new one holds it as of the freeze.
+            try await thaw()
+            result["thawedAt"] = Self.timestamp(Date())
+            environment.events(.note("\(old.name) serves again (no cutover in this playbook)"))
+        }
+        return result
     }
 
     // MARK: Cutover (P5)
@@ -89,12 +99,22 @@ extension MigrationRunner {
         let box = try newBox()
         let newId = try fact("newApplianceId")
         if try await answersFromNew(site, id: newId) {
-            return ["cutover": "already", "siteAddress": siteAddress]
+            return ["cutover": "already", "siteAddress": siteAddress, "siteMovedAt": Self.timestamp(Date())]
         }
         // The old box lets go of the site address first, so the two never answer on it at once.
         let oldConnection = try await oldSession()
         let oldNetwork: NetworkResponse = try await oldConnection.call(.network)
         if let entry = oldNetwork.addresses.first(where: { $0.address == site.host }), entry.enabled {
+            // Journaled first: a failure from here on enables it again (the old box serves as before).
+            try note(
+                JournalEntry(
+                    runId: record.id,
+                    step: .cutover,
+                    phase: .intent,
+                    detail: ["oldReleasedAddressId": "\(entry.id)"]
+                )
+            )
+            facts["oldReleasedAddressId"] = "\(entry.id)"
             try await oldConnection.perform(
                 .updateAddress,
                 parameters: ["id": "\(entry.id)"],
@@ -164,7 +184,7 @@ extension MigrationRunner {
                     + "check the hook or the network, then run resume"
             )
         }
-        return ["cutover": "done", "siteAddress": siteAddress]
+        return ["cutover": "done", "siteAddress": siteAddress, "siteMovedAt": Self.timestamp(Date())]
     }
 
     /// The appliance id and key pin of whatever answers the health probe on `site`; nil when nothing does.
@@ -241,39 +261,58 @@ extension MigrationRunner {
             let connection = try await oldSession()
             let status: StatusResponse = try await connection.call(.status)
             let hostname = facts["oldHostname"] ?? status.hostname
-            try await connection.perform(.factoryReset, body: FactoryResetRequest(confirmHostname: hostname))
-            environment.events(.note("\(old.name) factory-reset"))
+            // One request: a factory-fresh box answers nothing but the password change, so it is told now.
+            try await connection.perform(
+                .factoryReset,
+                body: FactoryResetRequest(confirmHostname: hostname, powerOff: true)
+            )
+            environment.events(.note("\(old.name) factory-reset; powering off"))
         }
         try note(
             JournalEntry(runId: record.id, step: .decommission, phase: .intent, detail: ["oldReset": "yes"])
         )
         facts["oldReset"] = "yes"
         environment.crash(at: "decommission:reset")
-        // After the reset the box has a new factory certificate and password: shut it down with them.
-        var stopped = false
-        for _ in 0..<40 {
-            guard
-                let (observed, _) = try? await PinnedHTTPClient.fetchPeerCertificate(
-                    host: old.host,
-                    port: old.port,
-                    connectTimeout: .seconds(2)
-                )
-            else {
-                stopped = true
-                break
+        if try await !waitUntilStopped() {
+            // Reset but still up (it restarted before powering off): factory-fresh now, so it takes a password
+            // change, then the reset with power-off again.
+            try await resetAgainAndPowerOff()
+            guard try await waitUntilStopped() else {
+                throw MigrationError(.appliance, "\(old.name) was reset but still answers; shut it down by hand")
             }
-            let connection = ApplianceConnection(host: old.host, port: old.port, pin: observed)
-            if let login = try? await connection.login(username: "admin", password: "password"),
-                login.passwordChangeRequired
-            {
-                try? await connection.authenticated(login.token).perform(.shutdown)
-            }
-            try await Task.sleep(for: .milliseconds(500))
-        }
-        guard stopped else {
-            throw MigrationError(.appliance, "\(old.name) was reset but still answers; shut it down by hand")
         }
         environment.events(.note("\(old.name) shut down"))
         return ["oldReset": "yes", "oldShutdown": "yes"]
+    }
+
+    func waitUntilStopped() async throws -> Bool {
+        let host = old.host
+        let port = old.port
+        return try await waitUntil(tries: 60, every: .milliseconds(500)) {
+            (try? await PinnedHTTPClient.fetchPeerCertificate(host: host, port: port, connectTimeout: .seconds(2)))
+                == nil
+        }
+    }
+
+    func resetAgainAndPowerOff() async throws {
+        let (observed, _) = try await PinnedHTTPClient.fetchPeerCertificate(host: old.host, port: old.port)
+        let connection = ApplianceConnection(host: old.host, port: old.port, pin: observed)
+        let login = try await connection.login(username: "admin", password: "password")
+        guard login.passwordChangeRequired else {
+            throw MigrationError(.appliance, "\(old.name) still answers and is not factory-fresh; check it by hand")
+        }
+        let temporary = "Decommission-" + UUID().uuidString
+        try await connection.authenticated(login.token).perform(
+            .changePassword,
+            body: ChangePasswordRequest(currentPassword: "password", newPassword: temporary)
+        )
+        let session = connection.authenticated(
+            try await connection.login(username: "admin", password: temporary).token
+        )
+        let status: StatusResponse = try await session.call(.status)
+        try await session.perform(
+            .factoryReset,
+            body: FactoryResetRequest(confirmHostname: status.hostname, powerOff: true)
+        )
     }
 }

@@ -6,6 +6,7 @@
 public enum MigrationStep: String, Codable, Sendable, CaseIterable, Comparable {
     case preflight
     case install
+    case freeze
     case backup
     case certificate
     case address
@@ -21,6 +22,8 @@ public enum MigrationStep: String, Codable, Sendable, CaseIterable, Comparable {
         switch self {
         case .preflight: "Pre-flight: reachability, credentials, versions, clocks, disk space"
         case .install: "1 Install the new appliance (provision it, or check it is factory-fresh)"
+        case .freeze:
+            "Freeze the old appliance: maintenance mode, users logged out, site writes refused until the cutover"
         case .backup: "2 Back up the old appliance with history, then prove the backup restorable (X1)"
         case .certificate: "3 Export the active certificate with key and chain, import it into the new appliance"
         case .address: "4 Assign the certificate to the new appliance's address, with no warnings"
@@ -77,6 +80,13 @@ public struct MigrationMachine: Sendable, Equatable {
     public let plan: [MigrationStep]
     public private(set) var status: [MigrationStep: StepStatus]
     public private(set) var lastError: [MigrationStep: String] = [:]
+    /// The operator abandoned the run (`appliancectl abort`): nothing more runs.
+    public private(set) var aborted = false
+    /// A failure lifted the freeze; the steps that copy the site run again on resume.
+    public private(set) var revertedAfterFailure = false
+
+    /// The steps whose result depends on the site's data, which a lifted freeze makes stale.
+    static let siteDataSteps: Set<MigrationStep> = [.freeze, .backup, .restore, .transfer, .verify]
     /// An earlier run verified a migration or a backup of the box to decommission.
     public var verifiedElsewhere: Bool
 
@@ -97,6 +107,7 @@ public struct MigrationMachine: Sendable, Equatable {
         guard status[entry.step] != nil else { return }
         switch entry.phase {
         case .intent:
+            revertedAfterFailure = false
             if status[entry.step] != .done { status[entry.step] = .started }
         case .done:
             status[entry.step] = .done
@@ -104,6 +115,16 @@ public struct MigrationMachine: Sendable, Equatable {
         case .failed:
             status[entry.step] = .failed
             lastError[entry.step] = entry.detail["error"]
+        case .reverted:
+            // The old box serves (and changes) again: everything copied from it since this step is stale.
+            for step in plan where step >= entry.step && Self.siteDataSteps.contains(step) {
+                status[step] = .pending
+                lastError[step] = nil
+            }
+            lastError[entry.step] = entry.detail["error"]
+            revertedAfterFailure = true
+        case .aborted:
+            aborted = true
         }
     }
 
@@ -112,12 +133,17 @@ public struct MigrationMachine: Sendable, Equatable {
     /// The next thing to do.
     public func next() -> MigrationDecision {
         guard let step = plan.first(where: { status[$0] != .done }) else { return .finished }
+        if aborted {
+            return .refuse(step, reason: "the run was aborted (appliancectl abort); start a new run")
+        }
         if let reason = refusal(for: step) { return .refuse(step, reason: reason) }
         return status[step] == .pending ? .perform(step) : .reconcile(step)
     }
 
     func refusal(for step: MigrationStep) -> String? {
         switch step {
+        case .backup where plan.contains(.freeze) && !isDone(.freeze):
+            return "the old appliance is not frozen, so the backup could miss what it accepts meanwhile"
         case .restore where plan.contains(.backup) && !isDone(.backup):
             return "the backup has not been proven restorable"
         case .cutover, .decommission:
@@ -141,9 +167,9 @@ public struct MigrationMachine: Sendable, Equatable {
     public var summary: RunState {
         switch next() {
         case .finished: return .finished
-        case .refuse: return .refused
+        case .refuse: return aborted ? .aborted : .refused
         case .perform(let step), .reconcile(let step):
-            if status[step] == .failed { return .failed }
+            if status[step] == .failed || revertedAfterFailure { return .failed }
             if status[step] == .started { return .interrupted }
             return plan.contains(where: { status[$0] != .pending }) ? .interrupted : .planned
         }
@@ -152,5 +178,5 @@ public struct MigrationMachine: Sendable, Equatable {
 
 /// A run's state as `appliancectl runs` shows it.
 public enum RunState: String, Codable, Sendable {
-    case planned, interrupted, failed, refused, finished
+    case planned, interrupted, failed, refused, aborted, finished
 }

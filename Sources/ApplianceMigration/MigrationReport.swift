@@ -104,6 +104,12 @@ public struct MigrationReport: Codable, Sendable {
     public var comparison: [ComparisonItem]
     /// True when the verification ran and every item matched.
     public var allMatched: Bool
+    /// When the old box was frozen (maintenance on, site writes refused) for the last time.
+    public var frozenAt: Date?
+    /// When the site address first answered from the new box.
+    public var siteMovedAt: Date?
+    /// The downtime of the site's writers: from the freeze to the site answering from the new box (seconds).
+    public var downtimeSeconds: Double?
 
     public init(
         record: RunRecord,
@@ -135,6 +141,11 @@ public struct MigrationReport: Codable, Sendable {
         }
         comparison = verified ?? []
         allMatched = machine.isDone(.verify) && !comparison.isEmpty && comparison.allSatisfy(\.matches)
+        frozenAt = details[.freeze]?["frozenAt"].flatMap(APICoding.parseDate)
+        siteMovedAt = details[.cutover]?["siteMovedAt"].flatMap(APICoding.parseDate)
+        if let frozenAt, let end = siteMovedAt ?? details[.verify]?["thawedAt"].flatMap(APICoding.parseDate) {
+            downtimeSeconds = end.timeIntervalSince(frozenAt)
+        }
     }
 
     /// Writes `report.json` and `report.md` into `directory`; returns their paths.
@@ -156,6 +167,14 @@ public struct MigrationReport: Codable, Sendable {
             "Playbook: `\(playbook)` · state: **\(state.rawValue)** · written \(APICoding.formatDate(writtenAt))"
         )
         if let error { lines += ["", "> Stopped: \(error)"] }
+        if let downtimeSeconds {
+            let end = siteMovedAt == nil ? "the old appliance serving again" : "the site answering from the new one"
+            lines += [
+                "",
+                "Downtime: **\(String(format: "%.1f", downtimeSeconds)) s** (site writes refused from the freeze of the "
+                    + "old appliance to \(end)).",
+            ]
+        }
         lines += ["", "## Steps", "", "| step | status | detail |", "| --- | --- | --- |"]
         for line in steps {
             let detail = line.detail.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }

@@ -124,8 +124,20 @@ public actor MigrationRunner {
 
     public var state: MigrationMachine { machine }
 
-    /// Runs every remaining step. Throws at the first failure, with the failure journaled.
+    /// Runs every remaining step. Throws at the first failure, with the failure journaled; a failure before the
+    /// site moved also takes the old box out of its freeze, so it serves as before.
     public func run() async throws {
+        do {
+            try await runSteps()
+        } catch {
+            guard let manual = await thawAfterFailure(error) else { throw error }
+            var wrapped = (error as? MigrationError) ?? MigrationError(.appliance, "\(error)")
+            wrapped.message += "\nAlso: \(manual)"
+            throw wrapped
+        }
+    }
+
+    func runSteps() async throws {
         while true {
             let decision = machine.next()
             switch decision {
@@ -201,6 +213,7 @@ public actor MigrationRunner {
         switch step {
         case .preflight: try await preflight()
         case .install: try await install()
+        case .freeze: try await freeze()
         case .backup: try await backup()
         case .certificate: try await moveCertificate()
         case .address: try await assignAddress()

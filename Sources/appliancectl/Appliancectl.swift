@@ -14,8 +14,9 @@ struct Appliancectl: AsyncParsableCommand {
         subcommands: [
             Status.self, Pin.self, FirstLogin.self, Login.self, Backup.self, Restore.self, Cert.self, Updates.self,
             Vendor.self, FactoryReset.self,
-            Shutdown.self, Populate.self, Summary.self, Image.self, Provision.self, Destroy.self, List.self,
-            Session.self, RunPlaybook.self, Resume.self, Runs.self,
+            Shutdown.self, Reboot.self, Maintenance.self, Populate.self, Summary.self, Image.self, Provision.self,
+            Destroy.self, List.self,
+            Session.self, RunPlaybook.self, Resume.self, Abort.self, Runs.self,
         ]
     )
 }

@@ -36,19 +36,12 @@ struct MigrationSession {
         return held
     }
 
-    func execute(
-        _ record: RunRecord,
-        journal: Journal,
-        secrets: MigrationSecrets,
-        verifiedElsewhere: Bool = false
-    ) async throws {
-        let directory = options.stateDirectory.appendingPathComponent("runs").appendingPathComponent(record.id)
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let console = MigrationConsole(quiet: options.json)
+    /// The run's environment: terminal questions and progress, provisioning and pin recording.
+    func environment(_ record: RunRecord, directory: URL, console: MigrationConsole) -> MigrationEnvironment {
         let options = options
         let run = run
         let newName = record.settings.new.name
-        let environment = MigrationEnvironment(
+        return MigrationEnvironment(
             runDirectory: directory,
             confirm: { question in
                 console.pause()
@@ -71,11 +64,27 @@ struct MigrationSession {
                 _ = try Inventory.record(appliance: name, address: nil, id: nil, pin: pin, in: options.inventoryFile)
             }
         )
+    }
+
+    func runDirectory(_ record: RunRecord) throws -> URL {
+        let directory = options.stateDirectory.appendingPathComponent("runs").appendingPathComponent(record.id)
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        return directory
+    }
+
+    func execute(
+        _ record: RunRecord,
+        journal: Journal,
+        secrets: MigrationSecrets,
+        verifiedElsewhere: Bool = false
+    ) async throws {
+        let directory = try runDirectory(record)
+        let console = MigrationConsole(quiet: options.json)
         let runner = try MigrationRunner(
             record: record,
             journal: journal,
             secrets: secrets,
-            environment: environment,
+            environment: environment(record, directory: directory, console: console),
             verifiedElsewhere: verifiedElsewhere
         )
         let beforeFile = directory.appendingPathComponent("before.json")
@@ -95,13 +104,42 @@ struct MigrationSession {
             failure = error
         }
         console.pause()
+        try await writeReport(record, runner: runner, journal: journal, before: before, failure: failure)
+        if let failure {
+            throw ValidationError(Self.advice(failure, runId: record.id))
+        }
+    }
+
+    /// The failure with what to do next: resume where resuming can help, abort otherwise.
+    static func advice(_ failure: any Error, runId: String) -> String {
+        let code = (failure as? MigrationError)?.code
+        switch code {
+        case .refused?, .declined?, .verification?:
+            return "\(failure)"  // these say themselves what to do
+        default:
+            return "\(failure)\nFix the cause, then continue with `appliancectl resume \(runId)`, or end the run with "
+                + "`appliancectl abort \(runId)` (the old appliance serves as before)"
+        }
+    }
+
+    /// Writes report.json and report.md and prints where they are (or the report itself with --json).
+    func writeReport(
+        _ record: RunRecord,
+        runner: MigrationRunner,
+        journal: Journal,
+        before: [BoxSnapshot]?,
+        failure: (any Error)?
+    ) async throws {
+        let directory = try runDirectory(record)
+        let saved = (try? Data(contentsOf: directory.appendingPathComponent("before.json")))
+            .flatMap { try? APICoding.decoder().decode([BoxSnapshot].self, from: $0) }
         let after = await runner.snapshots()
         let report = MigrationReport(
             record: record,
             machine: await runner.state,
             entries: try journal.entries(record.id),
             error: failure.map { "\($0)" },
-            before: before,
+            before: before ?? saved ?? [],
             after: after
         )
         let (json, markdown) = try report.write(to: directory)
@@ -113,11 +151,26 @@ struct MigrationSession {
                 let matched = report.comparison.filter(\.matches).count
                 print("Verification: \(matched) of \(report.comparison.count) items matched")
             }
+            if let downtime = report.downtimeSeconds {
+                print("Downtime: \(String(format: "%.1f", downtime)) s (site writes refused from the freeze on)")
+            }
             print("Report: \(markdown.path) and \(json.path)")
         }
-        if let failure {
-            throw ValidationError("\(failure)\nThen continue with: appliancectl resume \(record.id)")
-        }
+    }
+
+    /// `appliancectl abort RUN`: ends the run; the old appliance serves as before.
+    func abort(_ record: RunRecord, journal: Journal, secrets: MigrationSecrets) async throws {
+        let directory = try runDirectory(record)
+        let console = MigrationConsole(quiet: options.json)
+        let runner = try MigrationRunner(
+            record: record,
+            journal: journal,
+            secrets: secrets,
+            environment: environment(record, directory: directory, console: console),
+            verifiedElsewhere: record.kind == "decommission"
+        )
+        for line in try await runner.abort() { Terminal.note(line) }
+        try await writeReport(record, runner: runner, journal: journal, before: nil, failure: nil)
     }
 }
 

@@ -36,7 +36,7 @@ import Testing
     @Test func anIntentWithoutOutcomeIsReconciledNotRedoneBlindly() {
         let machine = MigrationMachine(
             plan: Self.full,
-            entries: Self.done([.preflight, .install, .backup]) + [Self.entry(.certificate, .intent)]
+            entries: Self.done([.preflight, .install, .freeze, .backup]) + [Self.entry(.certificate, .intent)]
         )
         #expect(machine.next() == .reconcile(.certificate))
         #expect(machine.summary == .interrupted)
@@ -64,7 +64,7 @@ import Testing
     @Test func decommissionIsRefusedUntilVerifyIsDone() {
         // A journal that (wrongly) reached decommission with verify failed must not reset the old box.
         let entries =
-            Self.done([.preflight, .install, .backup, .certificate, .address, .package, .restore, .transfer])
+            Self.done([.preflight, .install, .freeze, .backup, .certificate, .address, .package, .restore, .transfer])
             + [Self.entry(.verify, .intent), Self.entry(.verify, .failed, ["error": "digest differs"])]
         let machine = MigrationMachine(plan: Self.full, entries: entries)
         #expect(machine.next() == .reconcile(.verify))

@@ -215,12 +215,13 @@ import Testing
     /// after verification.
     @Test(arguments: [
         [
-            "preflight:intent", "install:intent", "backup:bytes=300000", "backup:intent", "certificate:intent",
+            "preflight:intent", "install:intent", "freeze:intent", "backup:bytes=300000", "backup:intent",
+            "certificate:intent",
             "address:intent", "package:intent", "restore:bytes=300000", "restore:intent", "transfer:bytes=400000",
             "transfer:intent", "verify:intent", "cutover:intent", "decommission:intent",
         ],
         [
-            "preflight:acted", "install:acted", "backup:acted", "certificate:acted", "address:acted",
+            "preflight:acted", "install:acted", "freeze:acted", "backup:acted", "certificate:acted", "address:acted",
             "package:acted", "restore:acted", "transfer:bytes=1500000", "transfer:acted", "verify:acted",
             "cutover:released", "cutover:acted", "decommission:reset",
         ],

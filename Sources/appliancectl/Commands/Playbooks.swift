@@ -279,19 +279,7 @@ struct Resume: AsyncParsableCommand {
         if options.inventory == nil { options.inventory = record.inventory }
         let locks = try MigrationSession.lock(record.settings, options: options)
         defer { locks.forEach { $0.release() } }
-        let source = try options.secretSource()
-        let secrets: MigrationSecrets
-        if record.kind == "decommission" {
-            let password = try source.resolve(record.settings.oldPasswordSecret).reveal()
-            secrets = MigrationSecrets(
-                oldPassword: password,
-                newPassword: password,
-                backupPassword: "",
-                certificatePassphrase: nil
-            )
-        } else {
-            secrets = try record.settings.secrets(from: source)
-        }
+        let secrets = try MigrationSession.secrets(for: record, options: options)
         try await MigrationSession(options: options, run: run).execute(
             record,
             journal: journal,
@@ -375,6 +363,21 @@ enum Confirmation {
         FileHandle.standardError.write(Data("\(question) [y/N] ".utf8))
         guard let answer = readLine()?.trimmingCharacters(in: .whitespaces).lowercased() else { return false }
         return answer == "y" || answer == "yes"
+    }
+}
+
+extension MigrationSession {
+    /// The secrets a journaled run needs, read again by their names.
+    static func secrets(for record: RunRecord, options: InventoryOptions) throws -> MigrationSecrets {
+        let source = try options.secretSource()
+        guard record.kind == "decommission" else { return try record.settings.secrets(from: source) }
+        let password = try source.resolve(record.settings.oldPasswordSecret).reveal()
+        return MigrationSecrets(
+            oldPassword: password,
+            newPassword: password,
+            backupPassword: "",
+            certificatePassphrase: nil
+        )
     }
 }
 

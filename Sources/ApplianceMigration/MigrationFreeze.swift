@@ -1,0 +1,145 @@
+import ApplianceAPI
+import ApplianceClient
+import ApplianceInventory
+import Foundation
+
+extension MigrationRunner {
+    /// What a client of the old box reads while the site moves.
+    static let freezeReason = "the site is moving to a new appliance; try again after the cutover"
+
+    // MARK: Freeze
+
+    /// Puts the old box into maintenance mode before the backup: from then on it accepts no site write that the
+    /// backup could miss. It stays frozen until the cutover has moved the site (then until decommission).
+    func freeze() async throws -> [String: String] {
+        // A new freeze means a new backup: one taken before it may lack what the box accepted since.
+        try? FileManager.default.removeItem(at: backupFile)
+        let frozenAt = Date()
+        let connection = try await oldSession()
+        let status: MaintenanceStatus
+        do {
+            status = try await connection.call(
+                .setMaintenance,
+                body: MaintenanceRequest(enabled: true, reason: Self.freezeReason, retryAfterSeconds: 30)
+            )
+        } catch let error as ApplianceClientError where error.apiStatus == 404 {
+            throw MigrationError(
+                .appliance,
+                "\(old.name) has no maintenance mode (an older applianced); update it, or stop its users by hand"
+            )
+        }
+        guard status.enabled else {
+            throw MigrationError(.appliance, "\(old.name) did not enter maintenance mode; check its log")
+        }
+        environment.events(.note("\(old.name) is frozen: users logged out, site writes refused"))
+        return ["frozenAt": Self.timestamp(frozenAt)]
+    }
+
+    /// After a failure, a refusal or an unconfirmed step before the site moved: the old box serves again exactly
+    /// as before (maintenance off, a released site address enabled again), and the site-copying steps are
+    /// marked to run again. Returns what the operator must do by hand if that did not work.
+    func thawAfterFailure(_ failure: any Error) async -> String? {
+        guard record.plan.contains(.freeze), machine.status[.freeze] != .pending, !machine.isDone(.cutover) else {
+            return nil
+        }
+        if let site = record.settings.cutover.siteAddress.flatMap(HostPort.init),
+            let newId = facts["newApplianceId"], (try? await answersFromNew(site, id: newId)) == true
+        {
+            return nil  // the site already answers from the new box: the old one must stay closed
+        }
+        do {
+            try await thaw()
+            try note(
+                JournalEntry(
+                    runId: record.id,
+                    step: .freeze,
+                    phase: .reverted,
+                    detail: ["thawedAt": Self.timestamp(Date()), "error": "\(failure)"]
+                )
+            )
+            environment.events(.note("\(old.name) serves again as before (maintenance off)"))
+            return nil
+        } catch {
+            return "\(old.name) could not be taken out of maintenance (\(error)); run `appliancectl maintenance "
+                + "\(old.address) off` once it answers"
+        }
+    }
+
+    /// Maintenance off on the old box, and the site address it let go of enabled again if nothing serves it.
+    func thaw() async throws {
+        let connection = try await oldSession()
+        if let id = facts["oldReleasedAddressId"],
+            let site = record.settings.cutover.siteAddress.flatMap(HostPort.init),
+            await whoAnswers(site) == nil
+        {
+            let network: NetworkResponse = try await connection.call(.network)
+            if let entry = network.addresses.first(where: { "\($0.id)" == id }), !entry.enabled {
+                try await connection.perform(
+                    .updateAddress,
+                    parameters: ["id": id],
+                    body: AddressInput(
+                        enabled: true,
+                        port: entry.port,
+                        address: entry.address,
+                        subnetMask: entry.subnetMask,
+                        access: entry.access
+                    )
+                )
+            }
+        }
+        try await connection.perform(.setMaintenance, body: MaintenanceRequest(enabled: false))
+    }
+
+    // MARK: Abort
+
+    /// `appliancectl abort RUN`: ends the run for good. The old box serves again as before; refused once the
+    /// site answers from the new box (the old one then must not take writes again). Returns what was done.
+    public func abort() async throws -> [String] {
+        guard !machine.aborted else {
+            throw MigrationError(.refused, "run \(record.id) was already aborted; start a new run")
+        }
+        guard machine.next() != .finished else {
+            throw MigrationError(.refused, "run \(record.id) is finished; there is nothing to abort")
+        }
+        let newName = record.settings.new.name
+        if machine.isDone(.cutover) && record.plan.contains(.cutover) {
+            throw MigrationError(
+                .refused,
+                "the site already moved to \(newName) in run \(record.id), so \(old.name) must not serve it again; "
+                    + "finish with `appliancectl resume \(record.id)`"
+            )
+        }
+        if let site = record.settings.cutover.siteAddress.flatMap(HostPort.init), let newId = facts["newApplianceId"],
+            (try? await answersFromNew(site, id: newId)) == true
+        {
+            throw MigrationError(
+                .refused,
+                "\(site.host):\(site.port) already answers from \(newName); finish with `appliancectl resume "
+                    + "\(record.id)`, or point the site back at \(old.name) by hand first"
+            )
+        }
+        var done: [String] = []
+        if record.plan.contains(.freeze) && machine.status[.freeze] != .pending {
+            try await thaw()
+            done.append("\(old.name) serves again as before (maintenance off)")
+        }
+        try note(
+            JournalEntry(
+                runId: record.id,
+                step: record.plan.first { !machine.isDone($0) } ?? .preflight,
+                phase: .aborted,
+                detail: ["abortedAt": Self.timestamp(Date())]
+            )
+        )
+        if record.plan != [.decommission] {
+            done.append(
+                machine.isDone(.install)
+                    ? "\(newName) is left as it is (see the report); remove or factory-reset it when no longer needed"
+                    : "\(newName) was not created"
+            )
+        }
+        return done
+    }
+
+    static func timestamp(_ date: Date) -> String { APICoding.formatDate(date) }
+}
