@@ -8,12 +8,22 @@ public struct HealthResponse: Codable, Sendable, Equatable {
     public var applianceId: String
     public var hostname: String
     public var reason: String?
+    /// Addresses serving the factory certificate because their assigned one cannot serve TLS; the box still
+    /// answers (status "degraded", HTTP 200). Absent when there are none.
+    public var certificateProblems: [CertificateProblem]?
 
-    public init(status: String, applianceId: String, hostname: String, reason: String? = nil) {
+    public init(
+        status: String,
+        applianceId: String,
+        hostname: String,
+        reason: String? = nil,
+        certificateProblems: [CertificateProblem]? = nil
+    ) {
         self.status = status
         self.applianceId = applianceId
         self.hostname = hostname
         self.reason = reason
+        self.certificateProblems = certificateProblems
     }
 }
 
@@ -96,6 +106,8 @@ public struct StatusResponse: Codable, Sendable {
     public var failoverRole: String
     /// The file system holding the appliance's data; absent from appliances older than this field.
     public var storage: StorageStatus?
+    /// Addresses serving the factory certificate because their assigned one cannot serve TLS; absent when none.
+    public var certificateProblems: [CertificateProblem]?
 
     public init(
         hostname: String,
@@ -104,8 +116,10 @@ public struct StatusResponse: Codable, Sendable {
         clock: ClockStatus,
         uptimeSeconds: Double,
         failoverRole: String,
-        storage: StorageStatus? = nil
+        storage: StorageStatus? = nil,
+        certificateProblems: [CertificateProblem]? = nil
     ) {
+        self.certificateProblems = certificateProblems
         self.hostname = hostname
         self.applianceId = applianceId
         self.software = software

@@ -65,7 +65,7 @@ public final class Appliance: Sendable {
     let site: SiteDatabase
     private let boxStore: Mutex<BoxDatabase>
     let listeners: ListenerManager
-    let served = ServedCertificates()
+    let served: ServedCertificates
     /// The vendor keys packages must be signed with.
     let vendorKeys: [Ed25519PublicKey]
     /// The appliance's own signing key (download keys); kept across factory resets like the appliance id.
@@ -95,6 +95,7 @@ public final class Appliance: Sendable {
         site = try SiteDatabase(directory: directory)
         (shutdownRequests, shutdownSignal) = AsyncStream.makeStream(of: Void.self)
         listeners = ListenerManager(port: configuration.port, logger: logger)
+        served = ServedCertificates(logger: logger)
         try served.reload(from: box)
     }
 
@@ -158,6 +159,20 @@ public final class Appliance: Sendable {
         do {
             _ = try box.installedSoftware()
             _ = try site.securityPolicy()
+            let problems = served.problems
+            guard problems.isEmpty else {
+                // Still serving (the factory certificate stands in), so 200; but say what the operator must fix.
+                return (
+                    true,
+                    HealthResponse(
+                        status: "degraded",
+                        applianceId: applianceId,
+                        hostname: hostname,
+                        reason: problems.map(\.message).joined(separator: "; "),
+                        certificateProblems: problems
+                    )
+                )
+            }
             return (true, HealthResponse(status: "ok", applianceId: applianceId, hostname: hostname))
         } catch {
             return (
@@ -181,7 +196,8 @@ public final class Appliance: Sendable {
             ),
             uptimeSeconds: Date().timeIntervalSince(startedAt),
             failoverRole: "standalone",
-            storage: Self.storage(of: directory.root.path)
+            storage: Self.storage(of: directory.root.path),
+            certificateProblems: served.problems.isEmpty ? nil : served.problems
         )
     }
 
