@@ -114,10 +114,17 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // The one TLS policy (versions, suites) of the listeners and the clients.
+        .target(
+            name: "ApplianceTLS",
+            dependencies: [.product(name: "NIOSSL", package: "swift-nio-ssl")],
+            swiftSettings: strictSettings
+        ),
         .target(
             name: "ApplianceServer",
             dependencies: [
                 "ApplianceAPI",
+                "ApplianceTLS",
                 "ApplianceCrypto",
                 "ApplianceStore",
                 "BackupFormat",
@@ -136,6 +143,7 @@ let package = Package(
             name: "ApplianceClient",
             dependencies: [
                 "ApplianceAPI",
+                "ApplianceTLS",
                 "ApplianceCrypto",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

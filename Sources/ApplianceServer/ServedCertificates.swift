@@ -1,6 +1,7 @@
 import ApplianceAPI
 import ApplianceCrypto
 import ApplianceStore
+import ApplianceTLS
 import Foundation
 import HTTPTypes
 import Logging
@@ -131,10 +132,8 @@ final class ServedCertificates: Sendable {
         guard let current = identity(for: address) else {
             throw ApplianceServerError(.internalServerError, "certificate", "no certificate to serve on \(address)")
         }
-        var configuration = TLSConfiguration.makeServerConfiguration(
-            certificateChain: current.chain.map { .certificate($0) },
-            privateKey: .privateKey(current.key)
-        )
+        // Every listener, also one added at run time, is built here: one policy for all of them.
+        var configuration = TLSPolicy.serverConfiguration(certificateChain: current.chain, privateKey: current.key)
         configuration.sslContextCallback = { [self] _, promise in
             var override = NIOSSLContextConfigurationOverride()
             if let identity = identity(for: address) {

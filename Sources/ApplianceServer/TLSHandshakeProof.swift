@@ -1,3 +1,4 @@
+import ApplianceTLS
 import NIOCore
 import NIOEmbedded
 import NIOSSL
@@ -14,11 +15,8 @@ enum TLSHandshakeProof {
 
     /// - Throws: the TLS stack's error, or ``Failed`` when the handshake does not complete.
     static func run(chain: [NIOSSLCertificate], key: NIOSSLPrivateKey) throws {
-        let serverConfiguration = TLSConfiguration.makeServerConfiguration(
-            certificateChain: chain.map { .certificate($0) },
-            privateKey: .privateKey(key)
-        )
-        var clientConfiguration = TLSConfiguration.makeClientConfiguration()
+        let serverConfiguration = TLSPolicy.serverConfiguration(certificateChain: chain, privateKey: key)
+        var clientConfiguration = TLSPolicy.clientConfiguration()
         clientConfiguration.certificateVerification = .none
         clientConfiguration.trustRoots = .certificates([])
         let serverContext = try NIOSSLContext(configuration: serverConfiguration)
