@@ -114,10 +114,17 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // The one TLS policy (versions, suites) of the listeners and the clients.
+        .target(
+            name: "ApplianceTLS",
+            dependencies: [.product(name: "NIOSSL", package: "swift-nio-ssl")],
+            swiftSettings: strictSettings
+        ),
         .target(
             name: "ApplianceServer",
             dependencies: [
                 "ApplianceAPI",
+                "ApplianceTLS",
                 "ApplianceCrypto",
                 "ApplianceStore",
                 "BackupFormat",
@@ -126,6 +133,7 @@ let package = Package(
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -135,6 +143,7 @@ let package = Package(
             name: "ApplianceClient",
             dependencies: [
                 "ApplianceAPI",
+                "ApplianceTLS",
                 "ApplianceCrypto",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -10,19 +10,24 @@ public struct HealthResponse: Codable, Sendable, Equatable {
     public var reason: String?
     /// Present while the appliance is in maintenance mode (A8); the probe still answers 200.
     public var maintenance: MaintenanceStatus?
+    /// Addresses serving the factory certificate because their assigned one cannot serve TLS; the box still
+    /// answers (status "degraded", HTTP 200). Absent when there are none.
+    public var certificateProblems: [CertificateProblem]?
 
     public init(
         status: String,
         applianceId: String,
         hostname: String,
         reason: String? = nil,
-        maintenance: MaintenanceStatus? = nil
+        maintenance: MaintenanceStatus? = nil,
+        certificateProblems: [CertificateProblem]? = nil
     ) {
         self.status = status
         self.applianceId = applianceId
         self.hostname = hostname
         self.reason = reason
         self.maintenance = maintenance
+        self.certificateProblems = certificateProblems
     }
 }
 
@@ -107,6 +112,8 @@ public struct StatusResponse: Codable, Sendable {
     public var storage: StorageStatus?
     /// Maintenance mode (A8); absent from appliances older than this field.
     public var maintenance: MaintenanceStatus?
+    /// Addresses serving the factory certificate because their assigned one cannot serve TLS; absent when none.
+    public var certificateProblems: [CertificateProblem]?
 
     public init(
         hostname: String,
@@ -116,9 +123,11 @@ public struct StatusResponse: Codable, Sendable {
         uptimeSeconds: Double,
         failoverRole: String,
         storage: StorageStatus? = nil,
-        maintenance: MaintenanceStatus? = nil
+        maintenance: MaintenanceStatus? = nil,
+        certificateProblems: [CertificateProblem]? = nil
     ) {
         self.maintenance = maintenance
+        self.certificateProblems = certificateProblems
         self.hostname = hostname
         self.applianceId = applianceId
         self.software = software

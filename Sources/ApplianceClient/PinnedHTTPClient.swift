@@ -1,3 +1,4 @@
+import ApplianceTLS
 public import NIOCore
 import NIOHTTP1
 public import NIOPosix
@@ -348,11 +349,11 @@ extension PinnedHTTPClient {
         expected: TLSPin?,
         observation: PeerObservation
     ) async throws -> (AsyncHTTPChannel, EventLoopFuture<Void>) {
-        var configuration = TLSConfiguration.makeClientConfiguration()
+        // The appliance's own policy (TLS 1.2+, ECDHE + AEAD); fetchPeerCertificate connects here too.
+        var configuration = TLSPolicy.clientConfiguration()
         // The verification callback below replaces CA and hostname checks; the pin is the trust decision.
         configuration.certificateVerification = .noHostnameVerification
         configuration.trustRoots = .certificates([])
-        configuration.minimumTLSVersion = .tlsv12
         // Don't linger for the appliance's close_notify when giving up on a request (e.g. after a timeout).
         configuration.shutdownTimeout = .seconds(1)
         let sslContext: NIOSSLContext

@@ -29,9 +29,13 @@ public enum CertificateImport {
     /// key; without a key (or when no certificate matches it) it is the first certificate that is not a CA, and
     /// failing that the first certificate. A key that matches no certificate is still returned, so that
     /// `CertificateInspector` reports the mismatch. Text outside the PEM blocks, "EC PARAMETERS" blocks and other
-    /// block types (certificate requests, public keys) are ignored.
+    /// block types (certificate requests, public keys) are ignored. Text without PEM blocks that is the base64
+    /// of a DER certificate is read as that certificate; binary DER sent as text is refused with how to convert it.
     public static func pemBundle(_ text: String, passphrase: String?) throws -> CertificateMaterial {
-        let blocks = try X509Support.readPEMBlocks(text)
+        var blocks = try X509Support.readPEMBlocks(text)
+        if blocks.isEmpty, let block = try certificateBlockFromBareText(text) {
+            blocks = [block]
+        }
         let credentials = X509Credentials()
         var keyBlock: X509Support.PEMBlock?
         for block in blocks {

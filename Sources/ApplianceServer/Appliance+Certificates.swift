@@ -7,61 +7,6 @@ import NIOCore
 import NIOSSL
 import Synchronization
 
-/// The certificate each address serves, parsed once for NIOSSL and read on every TLS handshake.
-///
-/// Each listener's TLS configuration carries a context callback that looks its address up here, so assigning a
-/// certificate takes effect from the next handshake without restarting anything.
-final class ServedCertificates: Sendable {
-    struct Identity: Sendable {
-        var chain: [NIOSSLCertificate]
-        var key: NIOSSLPrivateKey
-    }
-
-    private let identities = Mutex<(byAddress: [String: Identity], fallback: Identity?)>(([:], nil))
-
-    /// Replaces the table from the box database.
-    func reload(from box: BoxDatabase) throws {
-        let factory = try Self.identity(try box.factoryCertificate())
-        var table: [String: Identity] = [:]
-        for (address, certificate) in try box.servedCertificates() {
-            table[address] = certificate.isFactory ? factory : try Self.identity(certificate)
-        }
-        identities.withLock { $0 = (table, factory) }
-    }
-
-    func identity(for address: String) -> Identity? {
-        identities.withLock { $0.byAddress[address] ?? $0.fallback }
-    }
-
-    static func identity(_ certificate: StoredCertificate) throws -> Identity {
-        guard let keyPEM = certificate.privateKeyPEM else {
-            throw ApplianceServerError.conflict("certificate \(certificate.id) has no private key and cannot serve TLS")
-        }
-        let chain = try NIOSSLCertificate.fromPEMBytes(Array((certificate.certificatePEM + certificate.chainPEM).utf8))
-        return Identity(chain: chain, key: try NIOSSLPrivateKey(bytes: Array(keyPEM.utf8), format: .pem))
-    }
-
-    /// The TLS configuration of the listener on `address`.
-    func tlsConfiguration(for address: String) throws -> TLSConfiguration {
-        guard let current = identity(for: address) else {
-            throw ApplianceServerError(.internalServerError, "certificate", "no certificate to serve on \(address)")
-        }
-        var configuration = TLSConfiguration.makeServerConfiguration(
-            certificateChain: current.chain.map { .certificate($0) },
-            privateKey: .privateKey(current.key)
-        )
-        configuration.sslContextCallback = { [self] _, promise in
-            var override = NIOSSLContextConfigurationOverride()
-            if let identity = identity(for: address) {
-                override.certificateChain = identity.chain.map { .certificate($0) }
-                override.privateKey = .privateKey(identity.key)
-            }
-            promise.succeed(override)
-        }
-        return configuration
-    }
-}
-
 /// A4: certificates — list with warnings, import, export, delete, assign.
 extension Appliance {
     func certificateEntries() throws -> [CertificateEntry] {
@@ -183,7 +128,7 @@ extension Appliance {
     /// Assigns a certificate to an address; its listener serves it from the next handshake.
     func assignCertificate(_ certificateId: Int64?, toAddress addressId: Int64) async throws -> AddressEntry {
         if let certificateId {
-            // Refuse what cannot serve TLS before anything is saved.
+            // Refuse what cannot serve TLS (proved by a handshake in memory) before anything is saved.
             _ = try ServedCertificates.identity(try box.certificate(id: certificateId))
         }
         try box.assignCertificate(certificateId, toAddress: addressId)

@@ -65,7 +65,7 @@ public final class Appliance: Sendable {
     let site: SiteDatabase
     private let boxStore: Mutex<BoxDatabase>
     let listeners: ListenerManager
-    let served = ServedCertificates()
+    let served: ServedCertificates
     /// The vendor keys packages must be signed with.
     let vendorKeys: [Ed25519PublicKey]
     /// The appliance's own signing key (download keys); kept across factory resets like the appliance id.
@@ -98,6 +98,7 @@ public final class Appliance: Sendable {
         site = try SiteDatabase(directory: directory)
         (shutdownRequests, shutdownSignal) = AsyncStream.makeStream(of: Void.self)
         listeners = ListenerManager(port: configuration.port, logger: logger)
+        served = ServedCertificates(logger: logger)
         try served.reload(from: box)
         gate.set(Self.loadMaintenance(box))
     }
@@ -163,14 +164,20 @@ public final class Appliance: Sendable {
             _ = try box.installedSoftware()
             _ = try site.securityPolicy()
             let maintenance = gate.status
+            let problems = served.problems
+            var reasons = problems.map(\.message)
+            if maintenance.enabled { reasons.append(maintenance.refusal) }
+            // Still serving in every case (the factory certificate stands in for an unusable one), so 200; the
+            // status and reason say what the operator must know or fix.
             return (
                 true,
                 HealthResponse(
-                    status: maintenance.enabled ? "maintenance" : "ok",
+                    status: !problems.isEmpty ? "degraded" : maintenance.enabled ? "maintenance" : "ok",
                     applianceId: applianceId,
                     hostname: hostname,
-                    reason: maintenance.enabled ? maintenance.refusal : nil,
-                    maintenance: maintenance.enabled ? maintenance : nil
+                    reason: reasons.isEmpty ? nil : reasons.joined(separator: "; "),
+                    maintenance: maintenance.enabled ? maintenance : nil,
+                    certificateProblems: problems.isEmpty ? nil : problems
                 )
             )
         } catch {
@@ -196,7 +203,8 @@ public final class Appliance: Sendable {
             uptimeSeconds: Date().timeIntervalSince(startedAt),
             failoverRole: "standalone",
             storage: Self.storage(of: directory.root.path),
-            maintenance: gate.status
+            maintenance: gate.status,
+            certificateProblems: served.problems.isEmpty ? nil : served.problems
         )
     }
 

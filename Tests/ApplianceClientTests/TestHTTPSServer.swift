@@ -36,13 +36,19 @@ final class TestHTTPSServer: Sendable {
         self.port = port
     }
 
-    static func start(certificate: TestCertificate, bigSize: Int = 1024 * 1024) async throws -> TestHTTPSServer {
+    /// - Parameter tls: changes the server's TLS configuration (e.g. to offer only what the client must refuse).
+    static func start(
+        certificate: TestCertificate,
+        bigSize: Int = 1024 * 1024,
+        tls: (inout TLSConfiguration) -> Void = { _ in }
+    ) async throws -> TestHTTPSServer {
         var configuration = TLSConfiguration.makeServerConfiguration(
             certificateChain: try NIOSSLCertificate.fromPEMFile(certificate.certificatePath).map { .certificate($0) },
             privateKey: .privateKey(try NIOSSLPrivateKey(file: certificate.keyPath, format: .pem))
         )
         // After hanging up on an unread upload, don't wait the default 5 s for the client's close_notify.
         configuration.shutdownTimeout = .milliseconds(500)
+        tls(&configuration)
         let sslContext = try NIOSSLContext(configuration: configuration)
         let serverChannel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)

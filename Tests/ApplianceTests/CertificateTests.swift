@@ -183,7 +183,7 @@ struct TestPKI {
                     parameters: ["id": "\(factoryAddress.id)"],
                     body: CertificateAssignment(certificateId: keyless.id)
                 )
-            } == "conflict"
+            } == "certificate_unusable"
         )
         // Garbage is refused with a reason.
         #expect(

@@ -1,5 +1,6 @@
 import ApplianceAPI
 import ApplianceClient
+import ApplianceCrypto
 import ArgumentParser
 import Foundation
 
@@ -67,7 +68,11 @@ struct Cert: AsyncParsableCommand {
             let passphrase = try Secrets.read(environment: passphraseEnv, file: nil)
             var request = CertificateImportRequest(name: name, passphrase: passphrase)
             if let pem {
-                request.pem = try String(contentsOfFile: pem, encoding: .utf8)
+                // Not String(contentsOfFile:): a DER file is not UTF-8 and would fail with a Cocoa error code.
+                request.pem = try CertificateImport.pemText(
+                    fileContents: Array(try Data(contentsOf: URL(fileURLWithPath: pem))),
+                    fileName: pem
+                )
             } else if let pkcs12 {
                 request.pkcs12Base64 = try Data(contentsOf: URL(fileURLWithPath: pkcs12)).base64EncodedString()
             }
