@@ -125,6 +125,7 @@ let package = Package(
             dependencies: [
                 "ApplianceAPI",
                 "ApplianceTLS",
+                "ApplianceClient",
                 "ApplianceCrypto",
                 "ApplianceStore",
                 "BackupFormat",

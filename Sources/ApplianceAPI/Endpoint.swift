@@ -79,6 +79,25 @@ extension Endpoint {
     public static let backup = Endpoint("POST", "/login/api/backup")
     public static let restore = Endpoint("POST", "/login/api/restore")
 
+    // /login: failover (A7).
+    public static let failoverKey = Endpoint("GET", "/login/api/security/failover-key")
+    public static let setFailoverKey = Endpoint("PUT", "/login/api/security/failover-key")
+    public static let failoverStatus = Endpoint("GET", "/login/api/failover")
+    public static let establishFailover = Endpoint("POST", "/login/api/failover/establish")
+    public static let syncNow = Endpoint("POST", "/login/api/failover/sync")
+    public static let becomePrimary = Endpoint("POST", "/login/api/failover/become-primary")
+    public static let breakFailover = Endpoint("POST", "/login/api/failover/break")
+
+    // Between the two appliances of a pair: authenticated by the pre-shared key's proof, not by a session.
+    public static let peerHello = Endpoint("POST", "/failover/api/peer/hello")
+    public static let peerJoin = Endpoint("POST", "/failover/api/peer/join")
+    public static let peerChanges = Endpoint("POST", "/failover/api/peer/changes")
+    public static let peerFile = Endpoint("GET", "/failover/api/peer/files/{name}")
+    public static let peerRecording = Endpoint("GET", "/failover/api/peer/recordings/{name}")
+    public static let peerQuiesce = Endpoint("POST", "/failover/api/peer/quiesce")
+    public static let peerDemote = Endpoint("POST", "/failover/api/peer/demote")
+    public static let peerBreak = Endpoint("POST", "/failover/api/peer/break")
+
     /// Every route the appliance serves.
     public static let all: [Endpoint] = [
         .health, .login, .logout, .changePassword,
@@ -90,6 +109,8 @@ extension Endpoint {
         .security, .updateSecurity, .settings, .updateSettings, .listUsers, .createUser,
         .listHistory, .appendHistory, .listFiles, .putFile, .getFile, .siteSummary, .generateSiteData,
         .backup, .restore,
+        .failoverKey, .setFailoverKey, .failoverStatus, .establishFailover, .syncNow, .becomePrimary, .breakFailover,
+        .peerHello, .peerJoin, .peerChanges, .peerFile, .peerRecording, .peerQuiesce, .peerDemote, .peerBreak,
     ]
 }
 
@@ -102,12 +123,16 @@ extension Endpoint {
         case beforePasswordChange
         /// A session whose password has been changed; `/appliance` and `/login/api` also need an administrator.
         case session
+        /// The failover peer: no session, the request carries the inter-appliance key's proof (A7).
+        case peer
     }
 
     public var access: Access {
         switch self {
         case .health, .login: .open
         case .logout, .changePassword: .beforePasswordChange
+        case .peerHello, .peerJoin, .peerChanges, .peerFile, .peerRecording, .peerQuiesce, .peerDemote, .peerBreak:
+            .peer
         default: .session
         }
     }

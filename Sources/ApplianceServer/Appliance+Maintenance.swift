@@ -104,13 +104,17 @@ extension Appliance {
     }
 
     /// A login of a site user is refused in maintenance; administrators still reach the management API.
+    /// On a failover backup (A7) the same holds: it takes no connections of site users until it is primary.
     func admitLogin(_ result: LoginResult) throws {
         let status = gate.status
-        guard status.enabled else { return }
+        let relationship = try relationship()
+        guard status.enabled || relationship?.role == .backup else { return }
         let user = try site.authenticate(token: result.token)
         guard user.isAdministrator else {
             try site.logout(token: result.token)
-            throw ApplianceServerError.maintenance(status)
+            if status.enabled { throw ApplianceServerError.maintenance(status) }
+            try refuseOnBackup()
+            return
         }
     }
 

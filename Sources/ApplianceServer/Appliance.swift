@@ -75,6 +75,9 @@ public final class Appliance: Sendable {
     /// Maintenance mode and the site writes in flight (A8).
     let gate = SiteWriteGate()
     let rebootFlag = Mutex(false)
+    /// Failover (A7): the backup's sync schedule, and the nonces peers have used.
+    let failover = FailoverRuntime()
+    let nonces = NonceCache()
     private let shutdownSignal: AsyncStream<Void>.Continuation
     let shutdownRequests: AsyncStream<Void>
 
@@ -101,6 +104,11 @@ public final class Appliance: Sendable {
         served = ServedCertificates(logger: logger)
         try served.reload(from: box)
         gate.set(Self.loadMaintenance(box))
+        // A sync that was decided before a crash is finished before anything is served.
+        try applyStagedSync()
+        if let relationship = try relationship(), relationship.role == .backup {
+            failover.schedule(Date().addingTimeInterval(TimeInterval(min(relationship.intervalSeconds, 60))))
+        }
     }
 
     var box: BoxDatabase { boxStore.withLock { $0 } }
@@ -201,7 +209,7 @@ public final class Appliance: Sendable {
                 source: "host clock: applianced runs as a process, the host keeps time"
             ),
             uptimeSeconds: Date().timeIntervalSince(startedAt),
-            failoverRole: "standalone",
+            failoverRole: failoverRole,
             storage: Self.storage(of: directory.root.path),
             maintenance: gate.status,
             certificateProblems: served.problems.isEmpty ? nil : served.problems

@@ -14,7 +14,7 @@ enum ApplianceRouter {
         router.add(middleware: ErrorMappingMiddleware())
         router.add(middleware: AccessTypeMiddleware(appliance: appliance))
         router.add(middleware: AuthenticationMiddleware(appliance: appliance))
-        let handlers = handlers(appliance)
+        let handlers = handlers(appliance).merging(failoverHandlers(appliance)) { first, _ in first }
         for endpoint in Endpoint.all {
             guard let registered = handlers[endpoint] else {
                 preconditionFailure("no handler for \(endpoint)")
@@ -237,6 +237,7 @@ enum ApplianceRouter {
     /// A site write that passes the maintenance gate first.
     static func gated(_ handler: @escaping Handler, _ appliance: Appliance) -> Handler {
         { request, context in
+            try appliance.refuseOnBackup()
             try appliance.gate.enter()
             defer { appliance.gate.leave() }
             return try await handler(request, context)

@@ -34,12 +34,15 @@ public struct ApplianceService: Service {
                 "appliance.addresses": "\(listening.sorted().joined(separator: ","))",
             ]
         )
+        // The backup's syncs (A7) run beside the listeners until the appliance stops.
+        let syncs = Task.detached { [appliance] in await appliance.runSyncLoop() }
         // Ends on SIGTERM/SIGINT (graceful shutdown) or on POST /appliance/api/shutdown, whichever comes first.
         await withGracefulShutdownHandler {
             for await _ in appliance.shutdownRequests { break }
         } onGracefulShutdown: {
             appliance.requestShutdown()
         }
+        syncs.cancel()
         await appliance.listeners.stopAll()
         appliance.logger.notice("Appliance stopped")
     }

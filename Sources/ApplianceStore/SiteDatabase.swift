@@ -97,6 +97,17 @@ public final class SiteDatabase: Sendable {
                 t.column("modifiedAt", .datetime).notNull()
             }
         }
+        migrator.registerMigration("v2") { db in
+            // Failover (A7): every history row gets an id that is the same on every box, so rows that two boxes
+            // logged while apart are merged once each; and a place for the relationship and the sync cursor.
+            try db.alter(table: "history") { t in t.add(column: "uid", .text) }
+            try db.execute(sql: "UPDATE history SET uid = lower(hex(randomblob(16))) WHERE uid IS NULL")
+            try db.create(index: "history_uid", on: "history", columns: ["uid"], unique: true)
+            try db.create(table: "failover_state") { t in
+                t.primaryKey("key", .text)
+                t.column("value", .text).notNull()
+            }
+        }
         return migrator
     }
 
@@ -401,6 +412,7 @@ public final class SiteDatabase: Sendable {
             for row in rows {
                 var record = HistoryRecord(row)
                 record.id = nil
+                record.uid = SecureRandom.bytes(16).hexString
                 try record.insert(db)
             }
         }
@@ -412,7 +424,7 @@ public final class SiteDatabase: Sendable {
             let statement = try db.makeStatement(
                 sql: """
                     INSERT INTO history (sessionId, username, target, proto, startedAt, endedAt, bytesTransferred,
-                    summary) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    summary, uid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, lower(hex(randomblob(16))))
                     """
             )
             for row in rows {
@@ -643,8 +655,11 @@ struct HistoryRecord: Codable, FetchableRecord, MutablePersistableRecord {
     var endedAt: Date
     var bytesTransferred: Int64
     var summary: String
+    /// The row's id on every box (failover); nil only before migration v2.
+    var uid: String?
 
-    init(_ row: HistoryRow) {
+    init(_ row: HistoryRow, uid: String? = nil) {
+        self.uid = uid
         self.id = row.id
         self.sessionId = row.sessionId
         self.username = row.username

@@ -16,7 +16,7 @@ struct Appliancectl: AsyncParsableCommand {
             Vendor.self, FactoryReset.self,
             Shutdown.self, Reboot.self, Maintenance.self, Populate.self, Summary.self, Image.self, Provision.self,
             Destroy.self, List.self,
-            Session.self, RunPlaybook.self, Resume.self, Abort.self, Runs.self,
+            Session.self, Failover.self, RunPlaybook.self, Resume.self, Abort.self, Runs.self,
         ]
     )
 }

@@ -126,6 +126,13 @@ import Testing
         #expect(adopted.pin == result.pin, "same disk, same key")
         #expect(try summary(result.address) == before, "settings, users, history and files survived the reboot")
 
+        // A reboot through the API (A8): the guest's init reboots the VM, which comes back with the same data.
+        let rebooted = try appliancectl(["reboot", result.address, "--timeout", "240"])
+        #expect(rebooted.status == 0, "\(rebooted.stderr)")
+        #expect(rebooted.stdout.contains("rebooted and is healthy again"), "\(rebooted.stdout)")
+        #expect(try await libvirt.state(domain: name) == .running)
+        #expect(try summary(result.address) == before, "the data survived the reboot through the API")
+
         // Idempotent while running: adopts again, changes nothing.
         let third = try appliancectl(["provision", name, "--inventory", inventory.path, "--json"])
         #expect(third.status == 0, "\(third.stderr)")

@@ -140,8 +140,18 @@ import Testing
             #expect(result.status == 403, "\(endpoint) answered \(result.status) to a factory session")
             #expect(String(decoding: result.body, as: UTF8.self).contains("password_change_required"), "\(endpoint)")
         }
-        let open = Endpoint.all.filter { $0.access != .session }
+        let open = Endpoint.all.filter { $0.access == .open || $0.access == .beforePasswordChange }
         #expect(Set(open) == [.health, .login, .logout, .changePassword])
+        // Peer endpoints take no session at all: without the inter-appliance key's proof they answer nothing.
+        for endpoint in Endpoint.all where endpoint.access == .peer {
+            let result = try await session.client.send(
+                method: endpoint.method,
+                path: endpoint.path(["name": "probe.bin"]),
+                headers: session.authHeaders,
+                body: nil
+            )
+            #expect(result.status == 409 || result.status == 401, "\(endpoint) answered \(result.status)")
+        }
         #expect(box.process.isRunning)
         let (healthy, _, _) = try await box.connection().health()
         #expect(healthy)

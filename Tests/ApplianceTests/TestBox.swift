@@ -18,6 +18,8 @@ final class TestBox: @unchecked Sendable {
     let dataDir: URL
     let logFile: URL
     let extraArguments: [String]
+    /// Extra environment of the next start (e.g. a debug crash point).
+    var environment: [String: String] = [:]
     private(set) var process: Process
     private(set) var pin: TLSPin?
     /// Whether the next `admin()` must do the first login (a new data directory, or after a factory reset).
@@ -52,6 +54,9 @@ final class TestBox: @unchecked Sendable {
         try log.seekToEnd()
         process.standardError = log
         process.standardOutput = log
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         try process.run()
         self.process = process
         try await waitUntilHealthy()
