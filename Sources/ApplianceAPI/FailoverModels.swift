@@ -326,3 +326,21 @@ public struct PeerChanges: Codable, Sendable {
         self.recordings = recordings
     }
 }
+
+/// What the health probe tells of a failover pair (A1, A7).
+public struct FailoverHealth: Codable, Sendable, Equatable {
+    public var role: String
+    public var peer: String?
+    public var lastSyncAt: Date?
+    /// `ok` or `failed`; nil before the first sync.
+    public var lastSyncResult: String?
+    public var conflict: String?
+
+    public init(role: String, peer: String?, lastSyncAt: Date?, lastSyncResult: String?, conflict: String?) {
+        self.role = role
+        self.peer = peer
+        self.lastSyncAt = lastSyncAt
+        self.lastSyncResult = lastSyncResult
+        self.conflict = conflict
+    }
+}

@@ -13,6 +13,8 @@ public struct HealthResponse: Codable, Sendable, Equatable {
     /// Addresses serving the factory certificate because their assigned one cannot serve TLS; the box still
     /// answers (status "degraded", HTTP 200). Absent when there are none.
     public var certificateProblems: [CertificateProblem]?
+    /// The failover role, peer and last sync (A7); absent while standalone.
+    public var failover: FailoverHealth?
 
     public init(
         status: String,
@@ -20,8 +22,10 @@ public struct HealthResponse: Codable, Sendable, Equatable {
         hostname: String,
         reason: String? = nil,
         maintenance: MaintenanceStatus? = nil,
-        certificateProblems: [CertificateProblem]? = nil
+        certificateProblems: [CertificateProblem]? = nil,
+        failover: FailoverHealth? = nil
     ) {
+        self.failover = failover
         self.status = status
         self.applianceId = applianceId
         self.hostname = hostname

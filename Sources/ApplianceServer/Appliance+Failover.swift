@@ -128,6 +128,18 @@ extension Appliance {
         )
     }
 
+    func failoverHealth() -> FailoverHealth? {
+        guard let relationship = try? relationship() else { return nil }
+        let last = syncHistory().first
+        return FailoverHealth(
+            role: relationship.role.rawValue,
+            peer: relationship.peer,
+            lastSyncAt: last?.finishedAt,
+            lastSyncResult: last?.result,
+            conflict: relationship.conflict
+        )
+    }
+
     func hello() throws -> PeerHello {
         let relationship = try relationship()
         return PeerHello(

@@ -185,7 +185,8 @@ public final class Appliance: Sendable {
                     hostname: hostname,
                     reason: reasons.isEmpty ? nil : reasons.joined(separator: "; "),
                     maintenance: maintenance.enabled ? maintenance : nil,
-                    certificateProblems: problems.isEmpty ? nil : problems
+                    certificateProblems: problems.isEmpty ? nil : problems,
+                    failover: failoverHealth()
                 )
             )
         } catch {

@@ -98,6 +98,9 @@ import Testing
         let history: FailoverStatus = try await pair.backupAdmin().call(.failoverStatus)
         #expect(history.history.count == 3 && history.lastSync?.historyRows == 10 && history.lastSync?.result == "ok")
         #expect((history.lagSeconds ?? 99) < 30)
+        let (_, health, _) = try await pair.b.connection().health()
+        #expect(health.failover?.role == "backup" && health.failover?.peer == pair.a.endpoint)
+        #expect(health.failover?.lastSyncResult == "ok" && health.failover?.lastSyncAt != nil)
     }
 
     static var fingerprint: String {
@@ -274,5 +277,62 @@ enum SHA256ForTests {
             ["-c", "printf %s \"$0\" | sha256sum", String(decoding: bytes, as: UTF8.self)]
         )
         return String(result?.stdout.prefix(64) ?? "")
+    }
+}
+
+/// The failover commands of appliancectl, as an administrator types them.
+@Suite(.serialized) struct FailoverCommandLineTests {
+    @Test func keyEstablishSyncStatusBecomePrimaryAndBreakFromTheCommandLine() async throws {
+        let pair = try await FailoverTests.Pair(establish: false)
+        let home = TestSupport.temporaryDirectory("failover-cli")
+        let environment = [
+            "APPLIANCECTL_HOME": home.path, "APPLIANCE_PASSWORD": TestBox.adminPassword,
+            "FAILOVER_KEY": "cli-" + FailoverTests.key,
+        ]
+        func ctl(_ arguments: [String]) async throws -> (status: Int32, stdout: String, stderr: String) {
+            try await withCheckedThrowingContinuation { continuation in
+                Thread.detachNewThread {
+                    continuation.resume(
+                        with: Result {
+                            try TestSupport.run(
+                                TestSupport.binary("appliancectl").path,
+                                arguments,
+                                environment: environment
+                            )
+                        }
+                    )
+                }
+            }
+        }
+        for box in [pair.a, pair.b] {
+            let set = try await ctl(["failover", "key", "set", box.endpoint])
+            #expect(set.status == 0, "\(set.stderr)")
+            #expect(!set.stdout.contains(environment["FAILOVER_KEY"]!), "the key itself is never printed")
+        }
+        let shownA = try await ctl(["failover", "key", "show", pair.a.endpoint])
+        let shownB = try await ctl(["failover", "key", "show", pair.b.endpoint])
+        #expect(shownA.stdout.contains("fingerprint sha256:"))
+        #expect(shownA.stdout.split(separator: " ").last == shownB.stdout.split(separator: " ").last)
+        try await pair.a.admin().perform(
+            .appendHistory,
+            body: AppendHistoryRequest(rows: [MaintenanceTests.row("from-the-cli")])
+        )
+        let established = try await ctl([
+            "failover", "establish", pair.a.endpoint, "--backup", pair.b.endpoint, "--reverse", pair.a.endpoint,
+            "--first-sync-delay", "3600",
+        ])
+        #expect(established.status == 0, "\(established.stderr)")
+        let synced = try await ctl(["failover", "sync", pair.b.endpoint, "--wait"])
+        #expect(synced.status == 0, "\(synced.stderr)")
+        #expect(synced.stdout.contains("sync ok") && synced.stdout.contains("1 history rows"), "\(synced.stdout)")
+        let status = try await ctl(["failover", "status", pair.b.endpoint, "--json"])
+        let decoded = try APICoding.decoder().decode(FailoverStatus.self, from: Data(status.stdout.utf8))
+        #expect(decoded.role == "backup" && decoded.lastSync?.historyRows == 1)
+        let swapped = try await ctl(["failover", "become-primary", pair.b.endpoint, "--sync-first"])
+        #expect(swapped.status == 0 && swapped.stdout.contains("is now primary"), "\(swapped.stderr)")
+        let broken = try await ctl(["failover", "break", pair.b.endpoint])
+        #expect(broken.status == 0 && broken.stdout.contains("standalone"), "\(broken.stderr)")
+        let missingKey = try await ctl(["failover", "key", "set", pair.a.endpoint, "--key-env", "NO_SUCH_VARIABLE"])
+        #expect(missingKey.status != 0 && missingKey.stderr.contains("NO_SUCH_VARIABLE"), "\(missingKey.stderr)")
     }
 }
