@@ -116,7 +116,10 @@ struct MigrationSession {
             print("Report: \(markdown.path) and \(json.path)")
         }
         if let failure {
-            throw ValidationError("\(failure)\nThen continue with: appliancectl resume \(record.id)")
+            throw CommandError(
+                ExitStatus.isRefusal(failure) ? .refused : .failed,
+                "\(failure)\nThen continue with: appliancectl resume \(record.id)"
+            )
         }
     }
 }

@@ -117,22 +117,30 @@ import Testing
         let badAddress = try cli.run(["status", "no-port-here"])
         #expect(badAddress.status == 64)
         #expect(badAddress.stderr.contains("HOST:PORT"))
+        #expect(badAddress.stderr.contains("Usage: appliancectl status"), "a flag problem shows the usage")
+        let badSize = try cli.run(["populate", "127.0.0.1:1", "--size", "lots"])
+        #expect(badSize.status == 64)
+        #expect(badSize.stderr.contains("--size must be a number"), "\(badSize.stderr)")
+        #expect(badSize.stderr.contains("Usage:"))
         let noPassword = try cli.run(
             ["backup", "127.0.0.1:1", "--out", "/tmp/x"],
             environment: ["BACKUP_PASSWORD": ""]
         )
-        #expect(noPassword.status == 64)
-        #expect(noPassword.stderr.contains("BACKUP_PASSWORD"))
+        #expect(noPassword.status == 1, "a missing secret is a failed run, not a usage error")
+        #expect(noPassword.stderr.contains("Error: no backup password: set BACKUP_PASSWORD"), "\(noPassword.stderr)")
+        #expect(!noPassword.stderr.contains("Usage:"))
         let unreachable = try cli.run(["status", "127.0.0.1:1"])
         #expect(unreachable.status == 1)
         #expect(unreachable.stderr.contains("could not reach"))
+        #expect(!unreachable.stderr.contains("Usage:"))
 
         // A password file readable by others is refused.
         let file = TestSupport.temporaryDirectory("secret").appendingPathComponent("pw")
         try Data("x".utf8).write(to: file)
         try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: file.path)
         let loose = try cli.run(["login", "127.0.0.1:1", "--password-file", file.path])
-        #expect(loose.status != 0)
+        #expect(loose.status == 1, "\(loose.stderr)")
+        #expect(loose.stderr.contains("chmod 600"), "says what to do: \(loose.stderr)")
     }
 
     @Test func certificatesThroughTheCommandLine() async throws {
@@ -180,5 +188,69 @@ import Testing
         let delete = try cli.run(["cert", "delete", box.endpoint, "2"])
         #expect(delete.status == 1)
         #expect(delete.stderr.contains("assigned"))
+    }
+
+    /// A box in an inventory, for playbook runs against it.
+    func inventory(for box: TestBox, in cli: CLI, new: TestBox? = nil) throws -> URL {
+        let file = cli.home.appendingPathComponent("inventory.yml")
+        var text = """
+            appliances:
+              the-box:
+                physical:
+                  address: \(box.endpoint)
+                password: BOX_PW
+
+            """
+        if let new { text += "  new-box:\n    physical:\n      address: \(new.endpoint)\n    password: NEW_PW\n" }
+        try text.write(to: file, atomically: true, encoding: .utf8)
+        return file
+    }
+
+    /// A migration that fails at run time says why and exits 1, without the usage text a flag problem gets.
+    @Test func aFailedMigrationExitsOneWithoutUsage() async throws {
+        let old = try await TestBox()
+        defer { old.stop() }
+        let new = try await TestBox()
+        defer { new.stop() }
+        var cli = CLI()
+        cli.environment["BOX_PW"] = "Not-The-Password-1"
+        cli.environment["NEW_PW"] = "New-Box-Password-7"
+        #expect(try cli.run(["first-login", old.endpoint]).status == 0)
+        let inventory = try inventory(for: old, in: cli, new: new)
+        let book = cli.home.appendingPathComponent("migrate.yml")
+        try "playbook: migrate\nold: the-box\nnew: new-box\nbackup:\n  password: BACKUP_PASSWORD\n".write(
+            to: book,
+            atomically: true,
+            encoding: .utf8
+        )
+        let failed = try cli.run(["run", book.path, "--inventory", inventory.path, "--yes"])
+        #expect(failed.status == 1, "\(failed.stderr)")
+        #expect(failed.stderr.contains("Error: cannot log in to the-box"), "\(failed.stderr)")
+        #expect(failed.stderr.contains("check its password secret"))
+        #expect(failed.stderr.contains("Then continue with: appliancectl resume"))
+        #expect(!failed.stderr.contains("Usage:"), "\(failed.stderr)")
+    }
+
+    /// A run a safety rule refuses (decommission with no verified migration or backup) exits 3, changing nothing.
+    @Test func aSafetyRefusalExitsThree() async throws {
+        let box = try await TestBox()
+        defer { box.stop() }
+        var cli = CLI()
+        cli.environment["BOX_PW"] = TestBox.adminPassword
+        #expect(try cli.run(["first-login", box.endpoint]).status == 0)
+        box.factoryFresh = false
+        let before: StatusResponse = try await box.admin().call(.status)
+        let inventory = try inventory(for: box, in: cli)
+        let book = cli.home.appendingPathComponent("decommission.yml")
+        try "playbook: decommission\nappliance: the-box\n".write(to: book, atomically: true, encoding: .utf8)
+        let refused = try cli.run(["run", book.path, "--inventory", inventory.path, "--yes"])
+        #expect(refused.status == 3, "\(refused.stderr)")
+        #expect(refused.stderr.contains("Error: the-box has no verified migration or verified backup"))
+        #expect(!refused.stderr.contains("Usage:"), "\(refused.stderr)")
+        // Nothing was changed: the box still runs, with its password and its certificate (a reset would change both).
+        let after: StatusResponse = try await box.admin().call(.status)
+        #expect(after.hostname == before.hostname)
+        let (pin, _) = try await PinnedHTTPClient.fetchPeerCertificate(host: box.address, port: TestBox.port)
+        #expect(pin == box.pin)
     }
 }

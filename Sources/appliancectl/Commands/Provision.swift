@@ -116,7 +116,7 @@ struct Destroy: AsyncParsableCommand {
         let inventory = try options.loadInventory()
         let entry = try inventory.appliance(named: name)
         guard case .virtual(let spec) = entry.kind else {
-            throw ValidationError(
+            throw CommandError(
                 "\(name) is a physical appliance; use `appliancectl factory-reset` and `shutdown` to return it"
             )
         }
@@ -191,7 +191,7 @@ func provisionVirtualAppliance(
     let inventory = try options.loadInventory()
     let entry = try inventory.appliance(named: name)
     guard case .virtual(let spec) = entry.kind else {
-        throw ValidationError(
+        throw CommandError(
             "\(name) is a physical appliance; provision makes virtual ones. Check it with `appliancectl status`"
         )
     }
