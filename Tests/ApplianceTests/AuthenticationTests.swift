@@ -87,7 +87,8 @@ import Testing
         let box = try await TestBox()
         defer { box.stop() }
         try await Self.setPolicy(box) { $0.backoffBaseSeconds = 5 }
-        let connection = box.connection()
+        // A connection that reports the 429 instead of waiting it out, to see the answer itself.
+        let connection = ApplianceConnection(host: box.address, port: TestBox.port, pin: box.pin, throttleRetry: .never)
         #expect(
             await refusal { _ = try await connection.login(username: "admin", password: "wrong-1") } == "unauthorized"
         )

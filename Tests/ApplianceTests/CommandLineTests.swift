@@ -253,4 +253,25 @@ import Testing
         let (pin, _) = try await PinnedHTTPClient.fetchPeerCertificate(host: box.address, port: TestBox.port)
         #expect(pin == box.pin)
     }
+
+    /// A deliberate wrong login puts admin in the login backoff; the next command with the right password waits
+    /// out the 429 (Retry-After) and succeeds instead of failing.
+    @Test func aCommandInTheLoginBackoffWaitsItOut() async throws {
+        let box = try await TestBox()
+        defer { box.stop() }
+        let cli = CLI()
+        #expect(try cli.run(["first-login", box.endpoint]).status == 0)
+        box.factoryFresh = false
+        try await AuthenticationTests.setPolicy(box) { $0.backoffBaseSeconds = 4 }
+        let wrong = try cli.run(["login", box.endpoint], environment: ["APPLIANCE_PASSWORD": "Wrong-Password-1"])
+        #expect(wrong.status == 1)
+        #expect(wrong.stderr.contains("Error: wrong username or password"), "\(wrong.stderr)")
+        let started = ContinuousClock.now
+        let populate = try cli.run(["populate", box.endpoint, "--size", "64KiB"])
+        let elapsed = ContinuousClock.now - started
+        #expect(populate.status == 0, "\(populate.stderr)")
+        #expect(elapsed >= .seconds(1), "the login backoff was waited out, not skipped: \(elapsed)")
+        let summary: SiteSummary = try await box.admin().call(.siteSummary)
+        #expect(summary.historyRows + summary.fileCount + summary.recordingCount > 0)
+    }
 }
