@@ -66,7 +66,14 @@ cat "$work/site.pem" "$work/ca.pem" "$work/site.key" >"$work/site-bundle.pem"
 "$ctl" cert import "$old" --name site --pem "$work/site-bundle.pem" >/dev/null
 id=$("$ctl" cert list "$old" --json | python3 -c 'import json,sys; print([c["id"] for c in json.load(sys.stdin) if c["name"]=="site"][0])')
 "$ctl" cert assign "$old" "$id" --on 127.0.0.11 >/dev/null
-sleep 0.5
+# Served from the next handshake: wait until the box presents the CA-issued certificate.
+served=""
+for _ in $(seq 1 100); do
+    served=$(openssl s_client -connect "$old" </dev/null 2>/dev/null | openssl x509 -noout -issuer 2>/dev/null || true)
+    case "$served" in *"Demo Site CA"*) break ;; esac
+    sleep 0.1
+done
+case "$served" in *"Demo Site CA"*) ;; *) echo "$old never served the assigned certificate" >&2; exit 1 ;; esac
 "$ctl" pin "$old" --reset >/dev/null
 "$ctl" status "$old" >/dev/null
 echo "   CA-issued certificate for site.demo.test assigned; key pinned again"
