@@ -21,13 +21,13 @@ export APPLIANCECTL_HOME="$work/ctl"
 export OLD_BOX_PASSWORD="Demo-Operator-Pass-1"
 export NEW_VM_PASSWORD="Demo-New-VM-Pass-2"
 export BACKUP_PASSWORD="Demo-Backup-Pass-3"
-export NAT_PIDFILE="$work/nat.pid"
+export CUTOVER_NAT_PIDFILE="$work/nat.pid"
 old="127.0.0.11:8443"
 site="127.0.0.12:8443"
 pids=()
 finish() {
     status=$?
-    [ -s "$NAT_PIDFILE" ] && kill "$(cat "$NAT_PIDFILE")" 2>/dev/null || true
+    [ -s "$CUTOVER_NAT_PIDFILE" ] && kill "$(cat "$CUTOVER_NAT_PIDFILE")" 2>/dev/null || true
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
     if [ "${KEEP_VM:-0}" != 1 ]; then
         "$ctl" destroy new-vm --inventory "$work/inventory.yml" >/dev/null 2>&1 || true
@@ -78,7 +78,7 @@ case "$served" in *"Demo Site CA"*) ;; *) echo "$old never served the assigned c
 "$ctl" status "$old" >/dev/null
 echo "   CA-issued certificate for site.demo.test assigned; key pinned again"
 setsid socat "TCP-LISTEN:8443,bind=127.0.0.12,reuseaddr,fork" "TCP:127.0.0.11:8443" </dev/null >/dev/null 2>&1 &
-echo $! >"$NAT_PIDFILE"
+echo $! >"$CUTOVER_NAT_PIDFILE"
 echo "== populate the old box with ${SIZE:-256MiB} of site data (history, file store, recordings)"
 "$ctl" populate "$old" --size "${SIZE:-256MiB}" --seed 42
 

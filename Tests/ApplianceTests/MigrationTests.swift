@@ -283,10 +283,12 @@ import Testing
             .deletingLastPathComponent().appendingPathComponent("Playbooks/hooks/loopback-nat-swing.sh")
         let fixed = scenario.work.appendingPathComponent("hook-fixed")
         let pidFile = scenario.work.appendingPathComponent("nat.pid")
+        let dump = scenario.work.appendingPathComponent("hook-env")
         let text = try String(contentsOf: scenario.playbook, encoding: .utf8)
             .replacingOccurrences(
                 of: "method: shared-ip",
-                with: "method: hook\n  hook: echo trying; test -e \(fixed.path) && bash \(hooks.path)"
+                with:
+                    "method: hook\n  hook: env > \(dump.path); echo trying; test -e \(fixed.path) && bash \(hooks.path)"
             )
         try text.write(to: scenario.playbook, atomically: true, encoding: .utf8)
         defer {
@@ -295,7 +297,9 @@ import Testing
             }
         }
         var environment = scenario.environment
-        environment["NAT_PIDFILE"] = pidFile.path
+        environment["CUTOVER_NAT_PIDFILE"] = pidFile.path
+        environment["APPLIANCE_PASSWORD"] = "Ambient-Password-3"
+        environment["CUTOVER_DNS_TOKEN"] = "Hook-Token-4"
         let ctl = TestSupport.binary("appliancectl").path
         let arguments = ["run", scenario.playbook.path, "--inventory", scenario.inventory.path, "--yes"]
         let failed = try await TestSupport.run(ctl, arguments, environment: environment)
@@ -307,6 +311,18 @@ import Testing
         #expect(order.contains("cutover:failed"), "\(order)")
         #expect(!order.contains("cutover:done"), "\(order)")
         #expect(!order.contains("decommission:intent"))
+        // The hook saw the documented variables and none of the passwords appliancectl holds.
+        let seen = try String(contentsOf: dump, encoding: .utf8)
+        #expect(seen.contains("APPLIANCE_SITE_ADDRESS=\(scenario.siteAddress):\(TestBox.port)"), "\(seen)")
+        #expect(seen.contains("CUTOVER_NAT_PIDFILE=\(pidFile.path)"), "\(seen)")
+        for secret in [
+            TestBox.adminPassword, "New-Box-Password-7", "Backup-Password-9", "Ambient-Password-3", "Hook-Token-4",
+        ] {
+            #expect(!seen.contains(secret), "a secret reached the cutover hook")
+        }
+        for name in ["OLD_PW", "NEW_PW", "BACKUP_PW", "APPLIANCE_PASSWORD", "CUTOVER_DNS_TOKEN"] {
+            #expect(!seen.contains("\(name)="), "\(name) reached the cutover hook")
+        }
         // Not reset: the old box still holds its site and its password.
         try await scenario.oldUntouched()
 
