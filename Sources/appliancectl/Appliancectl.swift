@@ -1,5 +1,9 @@
 import ArgumentParser
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// The provisioner and migration tool.
 @main
 struct Appliancectl: AsyncParsableCommand {
@@ -22,6 +26,8 @@ struct Appliancectl: AsyncParsableCommand {
 
     /// Parses (usage errors exit 64 with the usage text), then runs with the exit codes of `ExitStatus`.
     static func main() async {
+        // Pins, journals, reports, backups and exported keys are the operator's alone (files 0600).
+        umask(0o077)
         let command: any ParsableCommand
         do {
             command = try parseAsRoot()

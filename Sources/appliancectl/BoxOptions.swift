@@ -34,10 +34,7 @@ struct BoxOptions: ParsableArguments {
     }
 
     var pinStore: PinStore {
-        let directory =
-            stateDir ?? ProcessInfo.processInfo.environment["APPLIANCECTL_HOME"]
-            ?? (NSHomeDirectory() + "/.appliancectl")
-        return PinStore(directory: URL(fileURLWithPath: directory, isDirectory: true))
+        PinStore(directory: StateHome.directory(stateDir))
     }
 
     /// Connects, checking the recorded pin or recording it at first contact.

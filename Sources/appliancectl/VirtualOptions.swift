@@ -39,11 +39,7 @@ struct InventoryOptions: ParsableArguments {
     }
 
     var stateDirectory: URL {
-        URL(
-            fileURLWithPath: stateDir ?? ProcessInfo.processInfo.environment["APPLIANCECTL_HOME"]
-                ?? (NSHomeDirectory() + "/.appliancectl"),
-            isDirectory: true
-        )
+        StateHome.directory(stateDir)
     }
 
     var pinStore: PinStore { PinStore(directory: stateDirectory) }

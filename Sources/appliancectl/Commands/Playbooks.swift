@@ -323,10 +323,7 @@ struct Runs: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let state = URL(
-            fileURLWithPath: stateDir ?? ProcessInfo.processInfo.environment["APPLIANCECTL_HOME"]
-                ?? (NSHomeDirectory() + "/.appliancectl")
-        )
+        let state = StateHome.directory(stateDir)
         let journal = try Journal(url: state.appendingPathComponent("journal.sqlite"))
         var lines: [Line] = []
         for record in try journal.runs() {

@@ -26,10 +26,7 @@ struct Image: AsyncParsableCommand {
         var json = false
 
         func run() async throws {
-            let state = URL(
-                fileURLWithPath: stateDir ?? ProcessInfo.processInfo.environment["APPLIANCECTL_HOME"]
-                    ?? (NSHomeDirectory() + "/.appliancectl")
-            )
+            let state = StateHome.directory(stateDir)
             let started = ContinuousClock.now
             let built = try image.build(stateDirectory: state, quiet: json)
             if json {
