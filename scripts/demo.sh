@@ -21,13 +21,13 @@ export APPLIANCECTL_HOME="$work/ctl"
 export OLD_BOX_PASSWORD="Demo-Operator-Pass-1"
 export NEW_VM_PASSWORD="Demo-New-VM-Pass-2"
 export BACKUP_PASSWORD="Demo-Backup-Pass-3"
-export NAT_PIDFILE="$work/nat.pid"
+export CUTOVER_NAT_PIDFILE="$work/nat.pid"
 old="127.0.0.11:8443"
 site="127.0.0.12:8443"
 pids=()
 finish() {
     status=$?
-    [ -s "$NAT_PIDFILE" ] && kill "$(cat "$NAT_PIDFILE")" 2>/dev/null || true
+    [ -s "$CUTOVER_NAT_PIDFILE" ] && kill "$(cat "$CUTOVER_NAT_PIDFILE")" 2>/dev/null || true
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
     if [ "${KEEP_VM:-0}" != 1 ]; then
         "$ctl" destroy new-vm --inventory "$work/inventory.yml" >/dev/null 2>&1 || true
@@ -66,12 +66,19 @@ cat "$work/site.pem" "$work/ca.pem" "$work/site.key" >"$work/site-bundle.pem"
 "$ctl" cert import "$old" --name site --pem "$work/site-bundle.pem" >/dev/null
 id=$("$ctl" cert list "$old" --json | python3 -c 'import json,sys; print([c["id"] for c in json.load(sys.stdin) if c["name"]=="site"][0])')
 "$ctl" cert assign "$old" "$id" --on 127.0.0.11 >/dev/null
-sleep 0.5
+# Served from the next handshake: wait until the box presents the CA-issued certificate.
+served=""
+for _ in $(seq 1 100); do
+    served=$(openssl s_client -connect "$old" </dev/null 2>/dev/null | openssl x509 -noout -issuer 2>/dev/null || true)
+    case "$served" in *"Demo Site CA"*) break ;; esac
+    sleep 0.1
+done
+case "$served" in *"Demo Site CA"*) ;; *) echo "$old never served the assigned certificate" >&2; exit 1 ;; esac
 "$ctl" pin "$old" --reset >/dev/null
 "$ctl" status "$old" >/dev/null
 echo "   CA-issued certificate for site.demo.test assigned; key pinned again"
 setsid socat "TCP-LISTEN:8443,bind=127.0.0.12,reuseaddr,fork" "TCP:127.0.0.11:8443" </dev/null >/dev/null 2>&1 &
-echo $! >"$NAT_PIDFILE"
+echo $! >"$CUTOVER_NAT_PIDFILE"
 echo "== populate the old box with ${SIZE:-256MiB} of site data (history, file store, recordings)"
 "$ctl" populate "$old" --size "${SIZE:-256MiB}" --seed 42
 

@@ -5,11 +5,12 @@
 # the site address answers with the new appliance's id and certificate.
 #
 # appliancectl sets APPLIANCE_SITE_ADDRESS, APPLIANCE_NEW_HOST and APPLIANCE_NEW_PORT (and APPLIANCE_OLD_ADDRESS,
-# APPLIANCE_NEW_ADDRESS). NAT_PIDFILE names the file holding the current forward's process id.
+# APPLIANCE_NEW_ADDRESS). CUTOVER_NAT_PIDFILE names the file holding the current forward's process id (a hook gets
+# only PATH, HOME, LANG, LC_ALL, TZ, TMPDIR, those APPLIANCE_* variables and CUTOVER_* settings, never a password).
 set -euo pipefail
 site_host=${APPLIANCE_SITE_ADDRESS%:*}
 site_port=${APPLIANCE_SITE_ADDRESS##*:}
-pidfile=${NAT_PIDFILE:?set NAT_PIDFILE to the file that holds the process id of the forward}
+pidfile=${CUTOVER_NAT_PIDFILE:?set CUTOVER_NAT_PIDFILE to the file that holds the process id of the forward}
 if [ -s "$pidfile" ]; then
     kill "$(cat "$pidfile")" 2>/dev/null || true
     sleep 0.2

@@ -12,6 +12,8 @@ public final class ApplianceConnection: Sendable {
     public let port: Int
     public let client: PinnedHTTPClient
     public let token: String?
+    /// How a 429 (login backoff) is waited out before it is reported.
+    public let throttleRetry: ThrottleRetry
 
     public init(
         host: String,
@@ -19,11 +21,13 @@ public final class ApplianceConnection: Sendable {
         pin: TLSPin?,
         token: String? = nil,
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
-        requestTimeout: Duration? = nil
+        requestTimeout: Duration? = nil,
+        throttleRetry: ThrottleRetry = .standard
     ) {
         self.host = host
         self.port = port
         self.token = token
+        self.throttleRetry = throttleRetry
         self.client = PinnedHTTPClient(
             host: host,
             port: port,
@@ -35,7 +39,7 @@ public final class ApplianceConnection: Sendable {
 
     /// The same connection carrying a session token.
     public func authenticated(_ token: String) -> ApplianceConnection {
-        ApplianceConnection(host: host, port: port, pin: client.pin, token: token)
+        ApplianceConnection(host: host, port: port, pin: client.pin, token: token, throttleRetry: throttleRetry)
     }
 
     /// The Authorization header of this session, for raw requests.
@@ -72,7 +76,8 @@ public final class ApplianceConnection: Sendable {
         _ = try await send(endpoint, parameters: parameters, query: "", body: body)
     }
 
-    /// Sends a request and returns the raw result, throwing for any answer that is not 2xx.
+    /// Sends a request and returns the raw result, throwing for any answer that is not 2xx; a 429 with
+    /// Retry-After is waited out first, as `throttleRetry` allows.
     @discardableResult
     public func send(
         _ endpoint: Endpoint,
@@ -86,14 +91,24 @@ public final class ApplianceConnection: Sendable {
             bytes = Array(try APICoding.encoder().encode(body))
             headers.append(("Content-Type", "application/json"))
         }
-        let result = try await client.send(
-            method: endpoint.method,
-            path: endpoint.path(parameters) + query,
-            headers: headers,
-            body: bytes
-        )
-        try check(result, endpoint)
-        return result
+        var attempt = 1
+        var waited = Duration.zero
+        while true {
+            let result = try await client.send(
+                method: endpoint.method,
+                path: endpoint.path(parameters) + query,
+                headers: headers,
+                body: bytes
+            )
+            if let wait = throttleRetry.wait(after: result, attempt: attempt, waited: waited) {
+                try await Task.sleep(for: wait)
+                waited += wait
+                attempt += 1
+                continue
+            }
+            try check(result, endpoint)
+            return result
+        }
     }
 
     func check(_ result: HTTPResult, _ endpoint: Endpoint) throws {

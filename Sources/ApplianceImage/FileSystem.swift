@@ -2,9 +2,22 @@ import Foundation
 
 /// FileManager calls with their errors turned into `ImageError.fileSystem` naming the path.
 enum FileSystem {
-    static func createDirectory(_ url: URL, permissions: Int? = nil) throws {
+    /// Creates `url` and its missing parents, `url` with `permissions`. Each directory it creates gets
+    /// `intermediates` when given (the image tree: it must not depend on the umask, and appliancectl runs with
+    /// 077), else what the umask leaves.
+    static func createDirectory(_ url: URL, permissions: Int? = nil, intermediates: Int? = nil) throws {
         do {
+            var missing: [URL] = []
+            var next = url.standardizedFileURL
+            while !FileManager.default.fileExists(atPath: next.path) && next.path != "/" {
+                missing.append(next)
+                next = next.deletingLastPathComponent()
+            }
             try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+            for created in missing.reversed() {
+                guard let intermediates else { break }
+                try FileManager.default.setAttributes([.posixPermissions: intermediates], ofItemAtPath: created.path)
+            }
             if let permissions {
                 try FileManager.default.setAttributes([.posixPermissions: permissions], ofItemAtPath: url.path)
             }
@@ -35,8 +48,10 @@ enum FileSystem {
         let resolved = source.resolvingSymlinksInPath()
         do {
             try FileManager.default.copyItem(at: resolved, to: destination)
-            if let permissions {
-                try FileManager.default.setAttributes([.posixPermissions: permissions], ofItemAtPath: destination.path)
+            // The source's mode unless told otherwise, whatever the umask let the copy have.
+            let source = try FileManager.default.attributesOfItem(atPath: resolved.path)
+            if let mode = permissions ?? (source[.posixPermissions] as? Int) {
+                try FileManager.default.setAttributes([.posixPermissions: mode], ofItemAtPath: destination.path)
             }
         } catch {
             throw ImageError(code: .fileSystem, message: "cannot copy \(source.path) to \(destination.path): \(error)")

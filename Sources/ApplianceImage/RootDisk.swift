@@ -91,7 +91,7 @@ enum RootDisk {
             ("/root", 0o700), ("/var/lib/applianced", 0o700), ("/var/log", 0o755),
         ]
         for (directory, permissions) in directories {
-            try FileSystem.createDirectory(path(directory), permissions: permissions)
+            try FileSystem.createDirectory(path(directory), permissions: permissions, intermediates: 0o755)
         }
 
         try FileSystem.copyFile(busybox, to: path("/bin/busybox"), permissions: 0o755)
@@ -101,7 +101,7 @@ enum RootDisk {
             guard absolute != "/bin/busybox", name != "linuxrc", absolute.split(separator: "/").count > 1 else {
                 continue
             }
-            try FileSystem.createDirectory(path((absolute as NSString).deletingLastPathComponent))
+            try FileSystem.createDirectory(path((absolute as NSString).deletingLastPathComponent), intermediates: 0o755)
             if !FileManager.default.fileExists(atPath: path(absolute).path) {
                 try FileSystem.symlink(path(absolute), to: "/bin/busybox")
             }
@@ -110,7 +110,7 @@ enum RootDisk {
         try FileSystem.copyFile(applianced, to: path(appliancedPath), permissions: 0o755)
         try FileSystem.copyFile(resize2fs, to: path("/sbin/resize2fs"), permissions: 0o755)
         for library in libraries {
-            try FileSystem.createDirectory(path((library as NSString).deletingLastPathComponent))
+            try FileSystem.createDirectory(path((library as NSString).deletingLastPathComponent), intermediates: 0o755)
             try FileSystem.copyFile(URL(fileURLWithPath: library), to: path(library))
         }
 

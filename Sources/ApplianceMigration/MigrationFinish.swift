@@ -201,18 +201,19 @@ extension MigrationRunner {
     }
 
     func runHook(_ command: String, site: String, new box: BoxClient) async throws {
-        var environment = ProcessInfo.processInfo.environment
-        environment["APPLIANCE_SITE_ADDRESS"] = site
-        environment["APPLIANCE_OLD_ADDRESS"] = old.address
-        environment["APPLIANCE_NEW_ADDRESS"] = box.address
-        environment["APPLIANCE_NEW_HOST"] = box.host
-        environment["APPLIANCE_NEW_PORT"] = "\(box.port)"
+        let variables = CutoverHookEnvironment.variables(
+            inherited: ProcessInfo.processInfo.environment,
+            site: site,
+            oldAddress: old.address,
+            newAddress: box.address,
+            newHost: box.host,
+            newPort: box.port
+        )
         let log = self.environment.runDirectory.appendingPathComponent("cutover-hook.log")
         let status: Int32
         do {
             // On a thread of its own: a hook may take minutes (DNS), and the cooperative pool is as small as the
             // machine's core count.
-            let variables = environment.map { "\($0.key)=\($0.value)" }
             status = try await withCheckedThrowingContinuation { continuation in
                 Thread.detachNewThread {
                     continuation.resume(

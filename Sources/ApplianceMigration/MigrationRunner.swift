@@ -30,7 +30,8 @@ public struct MigrationEnvironment: Sendable {
     /// Records an appliance's new address or pin (inventory and pin store).
     public var recordPin: @Sendable (_ name: String, _ address: String, _ pin: String) throws -> Void
     /// A named point where the process kills itself with SIGKILL: a test hook for crash recovery
-    /// (`APPLIANCECTL_CRASH_AT`, e.g. `restore:intent`, `backup:acted`, `transfer:bytes=1000000`).
+    /// (`APPLIANCECTL_CRASH_AT`, e.g. `restore:intent`, `backup:acted`, `transfer:bytes=1000000`). Debug builds
+    /// only: a release build has no such hook and ignores the variable.
     public var crashPoint: String?
 
     public init(
@@ -39,7 +40,7 @@ public struct MigrationEnvironment: Sendable {
         events: @escaping @Sendable (MigrationEvent) -> Void,
         installVirtual: (@Sendable () async throws -> BoxReference)?,
         recordPin: @escaping @Sendable (String, String, String) throws -> Void,
-        crashPoint: String? = ProcessInfo.processInfo.environment["APPLIANCECTL_CRASH_AT"]
+        crashPoint: String? = MigrationEnvironment.crashPointFromEnvironment
     ) {
         self.runDirectory = runDirectory
         self.confirm = confirm
@@ -49,17 +50,32 @@ public struct MigrationEnvironment: Sendable {
         self.crashPoint = crashPoint
     }
 
-    /// Dies here if the crash point names this place.
+    /// `APPLIANCECTL_CRASH_AT` in a debug build; nil in a release build, which never reads it.
+    public static var crashPointFromEnvironment: String? {
+        #if DEBUG
+            ProcessInfo.processInfo.environment["APPLIANCECTL_CRASH_AT"]
+        #else
+            nil
+        #endif
+    }
+
+    /// Dies here if the crash point names this place (debug builds only).
     func crash(at point: String) {
-        if crashPoint == point { kill(getpid(), SIGKILL) }
+        #if DEBUG
+            if crashPoint == point { kill(getpid(), SIGKILL) }
+        #endif
     }
 
     /// A progress callback that also dies after `transfer:bytes=N` bytes of any transfer of this kind.
     func progress(_ label: String, kind: String, total: Int64?) -> @Sendable (Int64) -> Void {
-        let limit: Int64? =
-            crashPoint.flatMap { point in
-                point.hasPrefix("\(kind):bytes=") ? Int64(point.dropFirst("\(kind):bytes=".count)) : nil
-            }
+        #if DEBUG
+            let limit: Int64? =
+                crashPoint.flatMap { point in
+                    point.hasPrefix("\(kind):bytes=") ? Int64(point.dropFirst("\(kind):bytes=".count)) : nil
+                }
+        #else
+            let limit: Int64? = nil
+        #endif
         let events = events
         return { done in
             events(.bytes(label: label, done: done, total: total))

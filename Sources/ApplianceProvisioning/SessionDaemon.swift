@@ -149,11 +149,20 @@ public struct SessionDaemon: Sendable {
             )
         }
         let manager = FileManager.default
+        var missing: [URL] = []
+        var next = root.standardizedFileURL.deletingLastPathComponent()
+        while !manager.fileExists(atPath: next.path) && next.path != "/" {
+            missing.append(next)
+            next = next.deletingLastPathComponent()
+        }
         do {
             try manager.createDirectory(at: root, withIntermediateDirectories: true)
         } catch {
             throw ProvisioningError(.daemon, "cannot create \(root.path) (\(error)); choose APPLIANCECTL_LIBVIRT_HOME")
         }
+        // Parents made here are searchable by the daemon's user (appliancectl's umask 077 would close them); they
+        // hold nothing but the daemon's directory.
+        for parent in missing { chmod(parent.path, 0o711) }
         if geteuid() == 0 {
             guard chown(root.path, uid, gid) == 0 else {
                 throw ProvisioningError(.daemon, "cannot hand \(root.path) to uid \(uid) (errno \(errno))")

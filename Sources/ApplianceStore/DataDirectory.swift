@@ -42,6 +42,7 @@ public struct DataDirectory: Sendable {
     public func prepare(logger: Logger) throws {
         let fm = FileManager.default
         try fm.createDirectory(at: root, withIntermediateDirectories: true)
+        try restrictPermissions()
         if fm.fileExists(atPath: resetTrash.path) {
             logger.notice("Finishing an interrupted factory reset")
             try fm.removeItem(at: resetTrash)
@@ -80,6 +81,28 @@ public struct DataDirectory: Sendable {
         let committedMarker = site.appendingPathComponent("COMPLETE")
         if fm.fileExists(atPath: committedMarker.path) { try fm.removeItem(at: committedMarker) }
         if fm.fileExists(atPath: siteOld.path) { try fm.removeItem(at: siteOld) }
+    }
+
+    /// Makes the directory and everything in it the appliance's alone: directories 0700, files without group or
+    /// other bits. New files get that from the umask (applianced sets 077); this fixes what an older version or
+    /// a copy left open.
+    public func restrictPermissions() throws {
+        guard chmod(root.path, 0o700) == 0 else {
+            throw StoreError(.storage, "cannot make \(root.path) private (errno \(errno)); check who owns it")
+        }
+        guard let walker = FileManager.default.enumerator(atPath: root.path) else { return }
+        while let relative = walker.nextObject() as? String {
+            let path = root.appendingPathComponent(relative).path
+            var info = stat()
+            guard lstat(path, &info) == 0 else { continue }
+            let type = info.st_mode & S_IFMT
+            let mode = info.st_mode & 0o7777
+            if type == S_IFDIR, mode != 0o700 {
+                chmod(path, 0o700)
+            } else if type == S_IFREG, mode & 0o077 != 0 {
+                chmod(path, mode & 0o700)
+            }
+        }
     }
 
     /// Makes renames inside `url` durable.

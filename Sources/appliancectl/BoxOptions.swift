@@ -34,15 +34,12 @@ struct BoxOptions: ParsableArguments {
     }
 
     var pinStore: PinStore {
-        let directory =
-            stateDir ?? ProcessInfo.processInfo.environment["APPLIANCECTL_HOME"]
-            ?? (NSHomeDirectory() + "/.appliancectl")
-        return PinStore(directory: URL(fileURLWithPath: directory, isDirectory: true))
+        PinStore(directory: StateHome.directory(stateDir))
     }
 
     /// Connects, checking the recorded pin or recording it at first contact.
     func connect() async throws -> ApplianceConnection {
-        guard let (host, port) = parsedAddress else { throw ValidationError("bad address") }
+        guard let (host, port) = parsedAddress else { throw CommandError("bad address") }
         let store = pinStore
         if let pin = try store.pin(for: address) {
             return ApplianceConnection(host: host, port: port, pin: pin)
@@ -55,7 +52,7 @@ struct BoxOptions: ParsableArguments {
 
     func password() throws -> String {
         guard let password = try Secrets.read(environment: passwordEnv, file: passwordFile) else {
-            throw ValidationError(
+            throw CommandError(
                 "no password for \(user): set the environment variable \(passwordEnv) or give --password-file"
             )
         }
@@ -67,7 +64,7 @@ struct BoxOptions: ParsableArguments {
         let connection = try await connect()
         let login = try await connection.login(username: user, password: try password())
         if login.passwordChangeRequired {
-            throw ValidationError(
+            throw CommandError(
                 "\(address) still has its factory password; run `appliancectl first-login \(address)` first"
             )
         }
@@ -78,7 +75,7 @@ struct BoxOptions: ParsableArguments {
 /// Reads a secret named by an option, failing with what to set.
 func requiredSecret(environment: String, file: String?, what: String) throws -> String {
     guard let value = try Secrets.read(environment: environment, file: file) else {
-        throw ValidationError("no \(what): set the environment variable \(environment) or give a 0600 file")
+        throw CommandError("no \(what): set the environment variable \(environment) or give a 0600 file")
     }
     return value
 }

@@ -39,11 +39,7 @@ struct InventoryOptions: ParsableArguments {
     }
 
     var stateDirectory: URL {
-        URL(
-            fileURLWithPath: stateDir ?? ProcessInfo.processInfo.environment["APPLIANCECTL_HOME"]
-                ?? (NSHomeDirectory() + "/.appliancectl"),
-            isDirectory: true
-        )
+        StateHome.directory(stateDir)
     }
 
     var pinStore: PinStore { PinStore(directory: stateDirectory) }
@@ -63,7 +59,7 @@ struct InventoryOptions: ParsableArguments {
                 return try ApplianceTemplates(directory: directory)
             }
         }
-        throw ValidationError("cannot find the Templates/ directory; give --templates DIR or set APPLIANCE_TEMPLATES")
+        throw CommandError("cannot find the Templates/ directory; give --templates DIR or set APPLIANCE_TEMPLATES")
     }
 
     /// The hypervisor an appliance lives on, with `--connect` applied.
@@ -94,11 +90,11 @@ struct ImageOptions: ParsableArguments {
     func vendorKeyTokens() throws -> [String] {
         try vendorKeys.map { path in
             guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-                throw ValidationError("cannot read the vendor key \(path); give the .pub file of `vendor keygen`")
+                throw CommandError("cannot read the vendor key \(path); give the .pub file of `vendor keygen`")
             }
             // Read the way applianced reads --vendor-key, so a key the VM would refuse is refused here.
             guard let key = try? Ed25519PublicKey(pem: text) else {
-                throw ValidationError("\(path) is not an Ed25519 PEM public key; give the .pub file of `vendor keygen`")
+                throw CommandError("\(path) is not an Ed25519 PEM public key; give the .pub file of `vendor keygen`")
             }
             return key.pem.split(separator: "\n").filter { !$0.hasPrefix("-----") }.joined()
         }
@@ -110,7 +106,7 @@ struct ImageOptions: ParsableArguments {
             ?? URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
             .appendingPathComponent("applianced").path
         guard FileManager.default.isExecutableFile(atPath: binary) else {
-            throw ValidationError("no applianced binary at \(binary); build it (swift build) or give --applianced PATH")
+            throw CommandError("no applianced binary at \(binary); build it (swift build) or give --applianced PATH")
         }
         let cache = imageCache.map { URL(fileURLWithPath: $0) } ?? stateDirectory.appendingPathComponent("images")
         return ImageRecipe(applianced: URL(fileURLWithPath: binary), cacheRoot: cache)

@@ -6,6 +6,10 @@ import Logging
 import ServiceLifecycle
 import UnixSignals
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// The appliance daemon: `applianced --data-dir DIR --listen 127.0.0.11:8443`.
 @main
 struct Applianced: AsyncParsableCommand {
@@ -54,6 +58,9 @@ struct Applianced: AsyncParsableCommand {
     }
 
     func run() async throws {
+        // Everything the appliance writes is its own: the databases hold every certificate's private key in clear,
+        // and SQLite's WAL and SHM files take their mode from the umask.
+        umask(0o077)
         let level = Logger.Level(rawValue: logLevel) ?? .info
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)

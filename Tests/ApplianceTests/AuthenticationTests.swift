@@ -7,7 +7,7 @@ import Testing
 @Suite struct AuthenticationTests {
     @Test func healthAnswersWithoutLoginAndStatusNeedsIt() async throws {
         let box = try await TestBox()
-        defer { box.stop() }
+        defer { box.terminate() }
         let (healthy, health, pin) = try await box.connection().health()
         #expect(healthy)
         #expect(health.status == "ok")
@@ -28,7 +28,7 @@ import Testing
 
     @Test func factoryPasswordMustBeChangedBeforeAnythingElse() async throws {
         let box = try await TestBox()
-        defer { box.stop() }
+        defer { box.terminate() }
         let connection = box.connection()
         let login = try await connection.login(username: "admin", password: "password")
         #expect(login.passwordChangeRequired)
@@ -85,9 +85,10 @@ import Testing
 
     @Test func failedLoginsBackOff() async throws {
         let box = try await TestBox()
-        defer { box.stop() }
+        defer { box.terminate() }
         try await Self.setPolicy(box) { $0.backoffBaseSeconds = 5 }
-        let connection = box.connection()
+        // A connection that reports the 429 instead of waiting it out, to see the answer itself.
+        let connection = ApplianceConnection(host: box.address, port: TestBox.port, pin: box.pin, throttleRetry: .never)
         #expect(
             await refusal { _ = try await connection.login(username: "admin", password: "wrong-1") } == "unauthorized"
         )
@@ -106,7 +107,7 @@ import Testing
 
     @Test func repeatedFailuresLockTheAccount() async throws {
         let box = try await TestBox()
-        defer { box.stop() }
+        defer { box.terminate() }
         try await Self.setPolicy(box) {
             $0.maxFailedLogins = 3
             $0.lockoutSeconds = 3
@@ -130,14 +131,18 @@ import Testing
             #expect(error.apiStatus == 423)
             #expect(error.apiCode == "account_locked")
         }
-        try await Task.sleep(for: .seconds(3.2))
-        let login = try await connection.login(username: "admin", password: TestBox.adminPassword)
-        #expect(!login.passwordChangeRequired)
+        // The lockout ends (3 s): the right password logs in again.
+        var login: LoginResponse?
+        try await TestSupport.poll("the lockout to end", timeout: .seconds(20), every: .milliseconds(250)) {
+            login = try? await connection.login(username: "admin", password: TestBox.adminPassword)
+            return login != nil
+        }
+        #expect(login?.passwordChangeRequired == false)
     }
 
     @Test func sessionsExpireAndLogoutEndsThem() async throws {
         let box = try await TestBox()
-        defer { box.stop() }
+        defer { box.terminate() }
         let admin = try await box.admin()
         var policy: SecurityPolicy = try await admin.call(.security)
         policy.sessionLifetimeSeconds = 5
@@ -155,8 +160,10 @@ import Testing
         #expect(short.expiresAt.timeIntervalSinceNow <= 5.5)
         let session = connection.authenticated(short.token)
         let _: StatusResponse = try await session.call(.status)
-        try await Task.sleep(for: .seconds(5.5))
-        #expect(await refusal { let _: StatusResponse = try await session.call(.status) } == "unauthorized")
+        // The session expires after its 5 s lifetime.
+        try await TestSupport.poll("the session to expire", timeout: .seconds(20), every: .milliseconds(250)) {
+            await refusal { let _: StatusResponse = try await session.call(.status) } == "unauthorized"
+        }
 
         let other = connection.authenticated(
             try await connection.login(username: "admin", password: TestBox.adminPassword).token

@@ -76,9 +76,9 @@ func readBackup(_ file: URL, password: String?) throws -> (manifest: BackupManif
 
     @Test func backupCarriesTheSiteAndRestoresIntoAnotherBox() async throws {
         let source = try await TestBox()
-        defer { source.stop() }
+        defer { source.terminate() }
         let target = try await TestBox()
-        defer { target.stop() }
+        defer { target.terminate() }
         let sourceAdmin = try await source.admin()
         let _: SiteSummary = try await sourceAdmin.call(
             .generateSiteData,
@@ -131,7 +131,7 @@ func readBackup(_ file: URL, password: String?) throws -> (manifest: BackupManif
 
     @Test func unencryptedBackupWithoutHistory() async throws {
         let box = try await TestBox()
-        defer { box.stop() }
+        defer { box.terminate() }
         let admin = try await box.admin()
         try await admin.perform(
             .appendHistory,
@@ -156,7 +156,7 @@ func readBackup(_ file: URL, password: String?) throws -> (manifest: BackupManif
         #expect(manifest.counts["history"] == 0)
         #expect(members["site.sqlite"] != nil)
         // The plain backup is an ordinary tar archive.
-        let listing = try TestSupport.run("tar", ["-tf", file.path])
+        let listing = try await TestSupport.run("tar", ["-tf", file.path])
         #expect(listing.status == 0)
         #expect(listing.stdout.contains("manifest.json"))
 
@@ -172,11 +172,11 @@ func readBackup(_ file: URL, password: String?) throws -> (manifest: BackupManif
 
     @Test func refusedRestoresChangeNothing() async throws {
         let source = try await TestBox()
-        defer { source.stop() }
+        defer { source.terminate() }
         let target = try await TestBox()
-        defer { target.stop() }
+        defer { target.terminate() }
         let older = try await TestBox(arguments: ["--factory-site-version", "24.0.0"])
-        defer { older.stop() }
+        defer { older.terminate() }
         let sourceAdmin = try await source.admin()
         let _: [String: String] = try await sourceAdmin.call(.updateSettings, body: ["site.name": "Source"])
         let file = try await Self.backup(sourceAdmin, password: Self.password)
@@ -229,9 +229,9 @@ func readBackup(_ file: URL, password: String?) throws -> (manifest: BackupManif
     /// SIGKILL at several points of a restore; after each restart the site is the old one or the new one in full.
     @Test func crashDuringRestoreLeavesOldOrNewSite() async throws {
         let source = try await TestBox()
-        defer { source.stop() }
+        defer { source.terminate() }
         let target = try await TestBox()
-        defer { target.stop() }
+        defer { target.terminate() }
         let sourceAdmin = try await source.admin()
         let _: SiteSummary = try await sourceAdmin.call(
             .generateSiteData,
@@ -273,8 +273,9 @@ func readBackup(_ file: URL, password: String?) throws -> (manifest: BackupManif
                     }
                 }
             )
-            try await Task.sleep(for: .milliseconds(delay + 50))
-            target.kill()
+            // The SIGKILL was sent from the progress callback (or is on its way after `delay`): wait for it to land.
+            #expect(await target.waitForExit() != nil, "kill point \(point): applianced did not die")
+            await target.kill()
             try await target.start()
             observed.append(SiteState(try await target.admin().call(.siteSummary)))
             #expect(!FileManager.default.fileExists(atPath: target.dataDir.appendingPathComponent("site.restore").path))

@@ -13,7 +13,7 @@ import Testing
 
     @Test func appliancectlImportsADERFileAndExplainsWhatItCannotRead() async throws {
         let box = try await TestBox(arguments: ["--hostname", CertificateTests.hostname])
-        defer { box.stop() }
+        defer { box.terminate() }
         let cli = CommandLineTests.CLI()
         func appliancectl(_ arguments: [String]) async throws -> (status: Int32, stdout: String, stderr: String) {
             try await TestSupport.runDetached(
@@ -50,7 +50,7 @@ import Testing
 
     @Test func theAPIReadsBase64DERAndRefusesBinaryText() async throws {
         let box = try await TestBox(arguments: ["--hostname", CertificateTests.hostname])
-        defer { box.stop() }
+        defer { box.terminate() }
         let admin = try await box.admin()
         let pki = try TestPKI()
         let leaf = try pki.leaf(CertificateTests.hostname)

@@ -42,7 +42,7 @@ import Testing
 
     @Test func assignmentRefusesCertificatesThatCannotServeTLS() async throws {
         let box = try await TestBox(arguments: ["--hostname", Self.hostname])
-        defer { box.stop() }
+        defer { box.terminate() }
         let admin = try await box.admin()
         let factoryPin = try #require(box.pin)
         let pki = try TestPKI()
@@ -91,7 +91,7 @@ import Testing
 
     @Test func brokenAssignmentInTheDatabaseFallsBackToTheFactoryCertificate() async throws {
         let box = try await TestBox(arguments: ["--hostname", Self.hostname])
-        defer { box.stop() }
+        defer { box.terminate() }
         let admin = try await box.admin()
         let factoryPin = try #require(box.pin)
         let pki = try TestPKI()
@@ -102,7 +102,7 @@ import Testing
             "mismatch",
             good.certificate + pki.intermediate + pki.root + other.key
         )
-        box.stop()
+        await box.stop()
 
         // What an older applianced (or a hand edit) could have left behind: the broken certificate assigned to
         // the management address.

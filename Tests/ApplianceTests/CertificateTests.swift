@@ -76,7 +76,7 @@ struct TestPKI {
 
     @Test func assignedCertificateIsServedFromTheNextHandshake() async throws {
         let box = try await TestBox(arguments: ["--hostname", Self.hostname])
-        defer { box.stop() }
+        defer { box.terminate() }
         let admin = try await box.admin()
         let pki = try TestPKI()
         let second = TestSupport.nextAddress()
@@ -136,7 +136,7 @@ struct TestPKI {
 
     @Test func everyWarningIsNamed() async throws {
         let box = try await TestBox(arguments: ["--hostname", Self.hostname])
-        defer { box.stop() }
+        defer { box.terminate() }
         let admin = try await box.admin()
         let pki = try TestPKI()
         func codes(_ name: String, _ pem: String) async throws -> Set<String> {
@@ -193,7 +193,7 @@ struct TestPKI {
 
     @Test func exportKeepsEverythingAndOpensWithOpenSSL() async throws {
         let box = try await TestBox(arguments: ["--hostname", Self.hostname])
-        defer { box.stop() }
+        defer { box.terminate() }
         let admin = try await box.admin()
         let pki = try TestPKI()
         let leaf = try pki.leaf(Self.hostname)
@@ -202,7 +202,7 @@ struct TestPKI {
         let plainKey = dir.appendingPathComponent("key.pem")
         try Data(leaf.key.utf8).write(to: plainKey)
         let encryptedKey = dir.appendingPathComponent("key.enc.pem")
-        let pkcs8 = try TestSupport.run(
+        let pkcs8 = try await TestSupport.run(
             "openssl",
             [
                 "pkcs8", "-topk8", "-v2", "aes-256-cbc", "-in", plainKey.path, "-out", encryptedKey.path, "-passout",
@@ -223,7 +223,7 @@ struct TestPKI {
         let certFile = dir.appendingPathComponent("cert.pem")
         try Data((leaf.certificate + pki.intermediate).utf8).write(to: certFile)
         let p12 = dir.appendingPathComponent("site.p12")
-        let export = try TestSupport.run(
+        let export = try await TestSupport.run(
             "openssl",
             [
                 "pkcs12", "-export", "-in", certFile.path, "-inkey", plainKey.path, "-out", p12.path, "-passout",
@@ -263,7 +263,10 @@ struct TestPKI {
         )
         let out = dir.appendingPathComponent("out.p12")
         try Data(exported.body).write(to: out)
-        let opened = try TestSupport.run("openssl", ["pkcs12", "-in", out.path, "-passin", "pass:out-pass", "-nodes"])
+        let opened = try await TestSupport.run(
+            "openssl",
+            ["pkcs12", "-in", out.path, "-passin", "pass:out-pass", "-nodes"]
+        )
         #expect(opened.status == 0, "\(opened.stderr)")
         #expect(opened.stdout.contains("BEGIN CERTIFICATE"))
         #expect(opened.stdout.contains("PRIVATE KEY"))

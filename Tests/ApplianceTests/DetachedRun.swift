@@ -1,7 +1,7 @@
 import Foundation
 
 extension TestSupport {
-    /// `run` on a thread of its own, so waiting for the program does not hold a thread of the cooperative pool.
+    /// `run`, which already waits off the cooperative pool; kept as the name the certificate and TLS tests use.
     @discardableResult
     static func runDetached(
         _ executable: String,
@@ -9,13 +9,6 @@ extension TestSupport {
         environment: [String: String] = [:],
         input: String? = nil
     ) async throws -> (status: Int32, stdout: String, stderr: String) {
-        try await withCheckedThrowingContinuation { continuation in
-            let thread = Thread {
-                continuation.resume(
-                    with: Result { try run(executable, arguments, environment: environment, input: input) }
-                )
-            }
-            thread.start()
-        }
+        try await run(executable, arguments, environment: environment, input: input)
     }
 }

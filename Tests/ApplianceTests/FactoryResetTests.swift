@@ -8,7 +8,7 @@ import Testing
 @Suite struct SiteDataAndResetTests {
     @Test func siteDataIsStoredAndReadBack() async throws {
         let box = try await TestBox()
-        defer { box.stop() }
+        defer { box.terminate() }
         let admin = try await box.admin()
         let _: [String: String] = try await admin.call(.updateSettings, body: ["smtp.host": "mail.example.test"])
         let user: UserInfo = try await admin.call(
@@ -78,7 +78,7 @@ import Testing
 
     @Test func factoryResetReturnsTheBoxToFirstLoginState() async throws {
         let box = try await TestBox()
-        defer { box.stop() }
+        defer { box.terminate() }
         let admin = try await box.admin()
         let status: StatusResponse = try await admin.call(.status)
         let _: SiteSummary = try await admin.call(
@@ -100,7 +100,10 @@ import Testing
         try await admin.perform(.factoryReset, body: FactoryResetRequest(confirmHostname: status.hostname))
 
         // The listeners restart with a new factory certificate; the old pin no longer matches.
-        try await Task.sleep(for: .milliseconds(600))
+        try await TestSupport.poll("the factory-reset box to present a new key") {
+            let observed = try? await PinnedHTTPClient.fetchPeerCertificate(host: box.address, port: TestBox.port)
+            return observed.map { $0.pin != oldPin } ?? false
+        }
         do {
             _ = try await box.connection().health()
             Issue.record("the old pin still matched after a factory reset")
@@ -129,12 +132,7 @@ import Testing
         let box = try await TestBox()
         let admin = try await box.admin()
         try await admin.perform(.shutdown, body: Empty?.none)
-        let deadline = ContinuousClock.now + .seconds(10)
-        while box.process.isRunning && ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        #expect(!box.process.isRunning)
-        #expect(box.process.terminationStatus == 0)
+        #expect(await box.waitForExit() == 0, "shutdown ends applianced with status 0")
         #expect(!(await NetworkTests.answers(box, on: box.address, within: .milliseconds(300))))
     }
 }

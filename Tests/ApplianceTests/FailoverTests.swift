@@ -1,5 +1,6 @@
 import ApplianceAPI
 import ApplianceClient
+import ApplianceCrypto
 import Foundation
 import Testing
 
@@ -56,8 +57,8 @@ import Testing
         }
 
         deinit {
-            a.kill()
-            b.kill()
+            a.terminate()
+            b.terminate()
         }
     }
 
@@ -105,7 +106,7 @@ import Testing
 
     static var fingerprint: String {
         // What the security page shows of the key: never the key.
-        let digest = SHA256ForTests.hex(Array(key.utf8))
+        let digest = SHA256Hasher.hash(Array(key.utf8)).hexString
         return "sha256:" + digest.prefix(16)
     }
 
@@ -155,7 +156,7 @@ import Testing
     @Test func becomePrimaryWithThePeerDownNeedsForce() async throws {
         let pair = try await Pair(bytes: 256 * 1024)
         _ = try await pair.sync()
-        pair.a.kill()
+        await pair.a.kill()
         let backup = try await pair.backupAdmin()
         let refused = await failoverRefusal {
             try await backup.perform(.becomePrimary, body: BecomePrimaryRequest())
@@ -216,7 +217,7 @@ import Testing
         #expect(occupied?.message.contains("holds site data of its own") == true, "\(String(describing: occupied))")
         // A bad reverse address: the backup cannot reach the primary back.
         let fresh = try await TestBox()
-        defer { fresh.kill() }
+        defer { fresh.terminate() }
         let _: FailoverKeyStatus = try await fresh.admin().call(
             .setFailoverKey,
             body: FailoverKeyRequest(key: Self.key)
@@ -239,7 +240,7 @@ import Testing
             body: EstablishRequest(backup: pair.a.endpoint, reverse: fresh.endpoint, firstSyncDelaySeconds: 3600)
         )
         let other = try await TestBox(arguments: ["--factory-site-version", "24.0.5"])
-        defer { other.kill() }
+        defer { other.terminate() }
         let otherAdmin = try await other.admin()
         let _: FailoverKeyStatus = try await otherAdmin.call(.setFailoverKey, body: FailoverKeyRequest(key: Self.key))
         let busy = await failoverRefusal {
@@ -270,16 +271,6 @@ func failoverRefusal(_ body: () async throws -> Void) async -> ApplianceClientEr
     }
 }
 
-enum SHA256ForTests {
-    static func hex(_ bytes: [UInt8]) -> String {
-        let result = try? TestSupport.run(
-            "sh",
-            ["-c", "printf %s \"$0\" | sha256sum", String(decoding: bytes, as: UTF8.self)]
-        )
-        return String(result?.stdout.prefix(64) ?? "")
-    }
-}
-
 /// The failover commands of appliancectl, as an administrator types them.
 @Suite(.serialized) struct FailoverCommandLineTests {
     @Test func keyEstablishSyncStatusBecomePrimaryAndBreakFromTheCommandLine() async throws {
@@ -290,19 +281,11 @@ enum SHA256ForTests {
             "FAILOVER_KEY": "cli-" + FailoverTests.key,
         ]
         func ctl(_ arguments: [String]) async throws -> (status: Int32, stdout: String, stderr: String) {
-            try await withCheckedThrowingContinuation { continuation in
-                Thread.detachNewThread {
-                    continuation.resume(
-                        with: Result {
-                            try TestSupport.run(
+            try await TestSupport.run(
                                 TestSupport.binary("appliancectl").path,
                                 arguments,
                                 environment: environment
                             )
-                        }
-                    )
-                }
-            }
         }
         for box in [pair.a, pair.b] {
             let set = try await ctl(["failover", "key", "set", box.endpoint])

@@ -25,7 +25,7 @@ import Testing
 
     @Test func maintenanceLogsUsersOutAndRefusesSiteWritesButNotTheManagementAPI() async throws {
         let box = try await TestBox()
-        defer { box.stop() }
+        defer { box.terminate() }
         let admin = try await box.admin()
         let user: UserInfo = try await admin.call(
             .createUser,
@@ -84,7 +84,7 @@ import Testing
         #expect(status.maintenance?.enabled == true)
         let (healthy, health, _) = try await box.connection().health()
         #expect(healthy && health.status == "maintenance" && health.maintenance?.reason == reason)
-        box.stop()
+        await box.stop()
         try await box.start()
         let (_, restarted, _) = try await box.connection().health()
         #expect(restarted.maintenance?.enabled == true)
@@ -104,7 +104,7 @@ import Testing
 
     @Test func badMaintenanceInputIsRefusedWithNothingChanged() async throws {
         let box = try await TestBox()
-        defer { box.stop() }
+        defer { box.terminate() }
         let admin = try await box.admin()
         let long = await maintenanceRefusal {
             try await admin.perform(
@@ -125,7 +125,7 @@ import Testing
     /// and reboot included, so nobody who reaches an unconfigured box can stop it.
     @Test func aFactorySessionIsRefusedEverywhereButThePasswordChange() async throws {
         let box = try await TestBox()
-        defer { box.stop() }
+        defer { box.terminate() }
         let connection = box.connection()
         let session = connection.authenticated(
             try await connection.login(username: "admin", password: "password").token
@@ -160,7 +160,7 @@ import Testing
     /// A process appliance restarts itself: same process id, same data, a fresh uptime.
     @Test func rebootRestartsTheProcessAndKeepsTheData() async throws {
         let box = try await TestBox()
-        defer { box.stop() }
+        defer { box.terminate() }
         let admin = try await box.admin()
         try await admin.perform(.appendHistory, body: AppendHistoryRequest(rows: [Self.row("kept")]))
         let before: StatusResponse = try await admin.call(.status)

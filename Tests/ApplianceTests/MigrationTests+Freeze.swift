@@ -30,7 +30,7 @@ extension MigrationTests {
         let onNew = try await scenario.newHistory()
         let missing = writer.accepted.filter { !onNew.contains($0) }
         #expect(missing.isEmpty, "rows the site accepted are missing on the new box: \(missing)")
-        let report = try scenario.report()
+        let report = try await scenario.report()
         #expect(report["allMatched"] as? Bool == true)
         let downtime = try #require(report["downtimeSeconds"] as? Double)
         #expect(downtime > 0 && downtime < 120, "\(downtime)")
@@ -49,7 +49,7 @@ extension MigrationTests {
         #expect(failed.status != 0)
         #expect(failed.stderr.contains("the cutover hook exited with status 7"), "\(failed.stderr)")
         #expect(failed.stderr.contains("appliancectl abort"), "\(failed.stderr)")
-        let order = try scenario.journalOrder()
+        let order = try await scenario.journalOrder()
         #expect(order.contains("freeze:done") && order.contains("freeze:reverted"), "\(order)")
         // The old box serves exactly as before: out of maintenance, writes accepted, its site address answering.
         let session = try await scenario.old.admin()
@@ -60,11 +60,11 @@ extension MigrationTests {
         #expect(health.applianceId == scenario.oldId)
         try await scenario.oldUntouched()
 
-        let aborted = try await scenario.ctlOffPool(["abort", try scenario.runId()])
+        let aborted = try await scenario.ctlOffPool(["abort", try await scenario.runId()])
         #expect(aborted.status == 0, "\(aborted.stderr)")
         let listed = try await scenario.ctlOffPool(["runs"])
         #expect(listed.stdout.contains("aborted"), "\(listed.stdout)")
-        let resumed = try await scenario.ctlOffPool(["resume", try scenario.runId(), "--yes"])
+        let resumed = try await scenario.ctlOffPool(["resume", try await scenario.runId(), "--yes"])
         #expect(resumed.status != 0)
         #expect(resumed.stderr.contains("aborted"), "\(resumed.stderr)")
         try await scenario.oldUntouched()
@@ -129,19 +129,11 @@ extension MigrationTests.Scenario {
     /// Runs appliancectl on a thread of its own, so the cooperative pool stays free for the test's other tasks.
     func ctlOffPool(_ arguments: [String]) async throws -> (status: Int32, stdout: String, stderr: String) {
         let environment = environment
-        return try await withCheckedThrowingContinuation { continuation in
-            Thread.detachNewThread {
-                continuation.resume(
-                    with: Result {
-                        try TestSupport.run(
+        return try await TestSupport.run(
                             TestSupport.binary("appliancectl").path,
                             arguments,
                             environment: environment
                         )
-                    }
-                )
-            }
-        }
     }
 
     /// The session ids of every history row on the new box.

@@ -81,8 +81,9 @@ import Testing
                     body: CertificateAssignment(certificateId: imported.id)
                 )
             }
-            try await Task.sleep(for: .milliseconds(300))
-            try await old.waitUntilHealthy()  // records the pin of the site certificate
+            // Served from the next handshake: wait for it, then record the pin of the site certificate.
+            try await old.waitUntilServing(try PublicKeyPin.sha256(certificatePEM: certificate))
+            try await old.waitUntilHealthy()
             oldSummary = try await old.admin().call(.siteSummary)
 
             try """
@@ -113,15 +114,21 @@ import Testing
         }
 
         /// Runs appliancectl; `crash` sets the point where it kills itself.
-        func ctl(_ arguments: [String], crash: String? = nil) throws -> (status: Int32, stdout: String, stderr: String)
-        {
+        func ctl(
+            _ arguments: [String],
+            crash: String? = nil
+        ) async throws -> (status: Int32, stdout: String, stderr: String) {
             var environment = environment
             if let crash { environment["APPLIANCECTL_CRASH_AT"] = crash }
-            return try TestSupport.run(TestSupport.binary("appliancectl").path, arguments, environment: environment)
+            return try await TestSupport.run(
+                TestSupport.binary("appliancectl").path,
+                arguments,
+                environment: environment
+            )
         }
 
-        func runId() throws -> String {
-            let listed = try ctl(["runs", "--json"])
+        func runId() async throws -> String {
+            let listed = try await ctl(["runs", "--json"])
             let runs = try JSONSerialization.jsonObject(with: Data(listed.stdout.utf8)) as? [[String: Any]]
             return try #require(runs?.first?["id"] as? String)
         }
@@ -141,13 +148,13 @@ import Testing
             return try await connection.authenticated(login.token).call(.siteSummary)
         }
 
-        func report() throws -> [String: Any] {
-            let file = work.appendingPathComponent("state/runs/\(try runId())/report.json")
+        func report() async throws -> [String: Any] {
+            let file = work.appendingPathComponent("state/runs/\(try await runId())/report.json")
             return try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: file)) as? [String: Any])
         }
 
-        func journalOrder() throws -> [String] {
-            let result = try TestSupport.run(
+        func journalOrder() async throws -> [String] {
+            let result = try await TestSupport.run(
                 "sqlite3",
                 [
                     work.appendingPathComponent("state/journal.sqlite").path,
@@ -158,20 +165,23 @@ import Testing
         }
 
         deinit {
-            old.kill()
-            new.kill()
+            old.terminate()
+            new.terminate()
         }
     }
 
     @Test func dryRunPrintsThePlanAndChangesNothing() async throws {
         let scenario = try await Scenario(bytes: 256 * 1024)
-        let result = try scenario.ctl([
+        let result = try await scenario.ctl([
             "run", scenario.playbook.path, "--inventory", scenario.inventory.path, "--dry-run",
         ])
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stdout.contains("6 Restore the backup"))
         #expect(result.stdout.contains("[asks first unless --yes]"))
-        #expect(try scenario.ctl(["runs", "--json"]).stdout.contains("[]") || true)
+        let runs = try await scenario.ctl(["runs", "--json"])
+        #expect(runs.status == 0, "\(runs.stderr)")
+        let listed = try JSONSerialization.jsonObject(with: Data(runs.stdout.utf8)) as? [Any]
+        #expect(listed?.isEmpty == true, "a dry run journals no run: \(runs.stdout)")
         #expect(!FileManager.default.fileExists(atPath: scenario.work.appendingPathComponent("state/runs").path))
         try await scenario.oldUntouched()
         #expect(
@@ -187,9 +197,11 @@ import Testing
             atomically: true,
             encoding: .utf8
         )
-        let result = try scenario.ctl(["run", bad.path, "--inventory", scenario.inventory.path, "--yes"])
-        #expect(result.status != 0)
-        #expect(result.stderr.contains("bad.yml:3:"), "\(result.stderr)")
+        let result = try await scenario.ctl(["run", bad.path, "--inventory", scenario.inventory.path, "--yes"])
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("Error: \(bad.path):3:"), "\(result.stderr)")
+        #expect(result.stderr.contains("no-such-box"), "\(result.stderr)")
+        #expect(!result.stderr.contains("Usage:"))
         #expect(
             !FileManager.default.fileExists(atPath: scenario.work.appendingPathComponent("state/journal.sqlite").path)
         )
@@ -200,13 +212,14 @@ import Testing
         let scenario = try await Scenario(bytes: 128 * 1024)
         let book = scenario.work.appendingPathComponent("decommission.yml")
         try "playbook: decommission\nappliance: old-box\n".write(to: book, atomically: true, encoding: .utf8)
-        let refused = try scenario.ctl(["run", book.path, "--inventory", scenario.inventory.path, "--yes"])
-        #expect(refused.status != 0)
+        let refused = try await scenario.ctl(["run", book.path, "--inventory", scenario.inventory.path, "--yes"])
+        #expect(refused.status == 3, "refused by a safety rule: \(refused.stderr)")
         #expect(refused.stderr.contains("no verified migration or verified backup"), "\(refused.stderr)")
-        let wrongName = try scenario.ctl([
+        let wrongName = try await scenario.ctl([
             "run", book.path, "--inventory", scenario.inventory.path, "--yes", "--force", "--confirm-name", "old",
         ])
-        #expect(wrongName.status != 0)
+        #expect(wrongName.status == 3, "--force needs the right name typed back: \(wrongName.stderr)")
+        #expect(wrongName.stderr.contains("--force --confirm-name old-box"), "\(wrongName.stderr)")
         try await scenario.oldUntouched()
     }
 
@@ -233,18 +246,18 @@ import Testing
             let arguments =
                 first
                 ? ["run", scenario.playbook.path, "--inventory", scenario.inventory.path, "--yes"]
-                : ["resume", try scenario.runId(), "--yes"]
+                : ["resume", try await scenario.runId(), "--yes"]
             first = false
-            let result = try scenario.ctl(arguments, crash: crash)
+            let result = try await scenario.ctl(arguments, crash: crash)
             #expect(result.status == SIGKILL || result.status == 128 + SIGKILL, "\(crash): \(result.stderr)")
-            let order = try scenario.journalOrder()
+            let order = try await scenario.journalOrder()
             if !order.contains("verify:done") {
                 try await scenario.oldUntouched()
             }
         }
-        let final = try scenario.ctl(["resume", try scenario.runId(), "--yes"])
+        let final = try await scenario.ctl(["resume", try await scenario.runId(), "--yes"])
         #expect(final.status == 0, "\(final.stderr)")
-        let report = try scenario.report()
+        let report = try await scenario.report()
         #expect(report["allMatched"] as? Bool == true)
         #expect(report["state"] as? String == "finished")
 
@@ -255,13 +268,11 @@ import Testing
         let (_, health, _) = try await probe.health()
         #expect(health.applianceId != scenario.oldId)
         // The old box was reset only after the new one was verified, and is shut down.
-        let order = try scenario.journalOrder()
+        let order = try await scenario.journalOrder()
         let verified = try #require(order.firstIndex(of: "verify:done"))
         let reset = try #require(order.firstIndex(of: "decommission:intent"))
         #expect(verified < reset)
-        for _ in 0..<50 where scenario.old.process.isRunning { try await Task.sleep(for: .milliseconds(100)) }
-        #expect(!scenario.old.process.isRunning)
-        #expect(scenario.old.process.terminationStatus == 0)
+        #expect(await scenario.old.waitForExit() == 0, "the old box shuts down cleanly")
     }
 
     /// A cutover hook that fails stops the run before the old box is touched beyond letting go of the site
@@ -273,10 +284,12 @@ import Testing
             .deletingLastPathComponent().appendingPathComponent("Playbooks/hooks/loopback-nat-swing.sh")
         let fixed = scenario.work.appendingPathComponent("hook-fixed")
         let pidFile = scenario.work.appendingPathComponent("nat.pid")
+        let dump = scenario.work.appendingPathComponent("hook-env")
         let text = try String(contentsOf: scenario.playbook, encoding: .utf8)
             .replacingOccurrences(
                 of: "method: shared-ip",
-                with: "method: hook\n  hook: echo trying; test -e \(fixed.path) && bash \(hooks.path)"
+                with:
+                    "method: hook\n  hook: env > \(dump.path); echo trying; test -e \(fixed.path) && bash \(hooks.path)"
             )
         try text.write(to: scenario.playbook, atomically: true, encoding: .utf8)
         defer {
@@ -285,24 +298,44 @@ import Testing
             }
         }
         var environment = scenario.environment
-        environment["NAT_PIDFILE"] = pidFile.path
+        environment["CUTOVER_NAT_PIDFILE"] = pidFile.path
+        environment["APPLIANCE_PASSWORD"] = "Ambient-Password-3"
+        environment["CUTOVER_DNS_TOKEN"] = "Hook-Token-4"
         let ctl = TestSupport.binary("appliancectl").path
         let arguments = ["run", scenario.playbook.path, "--inventory", scenario.inventory.path, "--yes"]
-        let failed = try TestSupport.run(ctl, arguments, environment: environment)
-        #expect(failed.status != 0)
+        let failed = try await TestSupport.run(ctl, arguments, environment: environment)
+        #expect(failed.status == 1, "\(failed.stderr)")
         #expect(failed.stderr.contains("the cutover hook exited with status 1"), "\(failed.stderr)")
         #expect((failed.stdout + failed.stderr).contains("hook: trying"), "\(failed.stderr)")
-        let order = try scenario.journalOrder()
-        #expect(order.contains("cutover:failed") || !order.contains("cutover:done"), "\(order)")
+        let order = try await scenario.journalOrder()
+        #expect(order.contains("cutover:intent"), "the cutover ran: \(order)")
+        #expect(order.contains("cutover:failed"), "\(order)")
+        #expect(!order.contains("cutover:done"), "\(order)")
         #expect(!order.contains("decommission:intent"))
+        // The hook saw the documented variables and none of the passwords appliancectl holds.
+        let seen = try String(contentsOf: dump, encoding: .utf8)
+        #expect(seen.contains("APPLIANCE_SITE_ADDRESS=\(scenario.siteAddress):\(TestBox.port)"), "\(seen)")
+        #expect(seen.contains("CUTOVER_NAT_PIDFILE=\(pidFile.path)"), "\(seen)")
+        for secret in [
+            TestBox.adminPassword, "New-Box-Password-7", "Backup-Password-9", "Ambient-Password-3", "Hook-Token-4",
+        ] {
+            #expect(!seen.contains(secret), "a secret reached the cutover hook")
+        }
+        for name in ["OLD_PW", "NEW_PW", "BACKUP_PW", "APPLIANCE_PASSWORD", "CUTOVER_DNS_TOKEN"] {
+            #expect(!seen.contains("\(name)="), "\(name) reached the cutover hook")
+        }
         // Not reset: the old box still holds its site and its password.
         try await scenario.oldUntouched()
 
         try Data().write(to: fixed)
-        let resumed = try TestSupport.run(ctl, ["resume", try scenario.runId(), "--yes"], environment: environment)
+        let resumed = try await TestSupport.run(
+            ctl,
+            ["resume", try await scenario.runId(), "--yes"],
+            environment: environment
+        )
         #expect(resumed.status == 0, "\(resumed.stderr)")
         #expect(resumed.stderr.contains("now forwards to"), "\(resumed.stderr)")
-        let report = try scenario.report()
+        let report = try await scenario.report()
         #expect(report["allMatched"] as? Bool == true)
         #expect(report["state"] as? String == "finished")
         let probe = ApplianceConnection(host: scenario.siteAddress, port: TestBox.port, pin: nil)
@@ -327,16 +360,25 @@ import Testing
         try server.run()
         defer { server.terminate() }
         let url = "http://127.0.0.1:\(port)"
-        for _ in 0..<50 {
-            if (try? Data(contentsOf: URL(string: "\(url)/index.json")!)) != nil { break }
-            try await Task.sleep(for: .milliseconds(100))
+        // Fetched by a python3 client: Foundation's Data(contentsOf:) does not speak http on Linux.
+        try await TestSupport.poll("the HTTP repository at \(url)", every: .milliseconds(200)) {
+            let fetch = try await TestSupport.run(
+                "python3",
+                [
+                    "-c", "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)",
+                    "\(url)/index.json",
+                ]
+            )
+            return fetch.status == 0
         }
         let text = try String(contentsOf: scenario.playbook, encoding: .utf8)
             .replacingOccurrences(of: "repository: \(scenario.vendor.repository.path)", with: "repository: \(url)")
         try text.write(to: scenario.playbook, atomically: true, encoding: .utf8)
-        let result = try scenario.ctl(["run", scenario.playbook.path, "--inventory", scenario.inventory.path, "--yes"])
+        let result = try await scenario.ctl([
+            "run", scenario.playbook.path, "--inventory", scenario.inventory.path, "--yes",
+        ])
         #expect(result.status == 0, "\(result.stderr)")
-        let report = try scenario.report()
+        let report = try await scenario.report()
         #expect(report["allMatched"] as? Bool == true)
         let steps = try #require(report["steps"] as? [[String: Any]])
         let package = try #require(steps.first { $0["step"] as? String == "package" }?["detail"] as? [String: String])
@@ -350,16 +392,19 @@ import Testing
     @Test(.enabled(if: getuid() == 0, "mounts a tmpfs"))
     func aTargetTooSmallForTheSiteStopsBeforeTheBackup() async throws {
         let small = TestSupport.temporaryDirectory("small")
-        let mount = try TestSupport.run("mount", ["-t", "tmpfs", "-o", "size=48m", "tmpfs", small.path])
+        let mount = try await TestSupport.run("mount", ["-t", "tmpfs", "-o", "size=48m", "tmpfs", small.path])
         try #require(mount.status == 0, "\(mount.stderr)")
-        defer { _ = try? TestSupport.run("umount", ["-l", small.path]) }
+        // Lazy, so it needs no waiting for: the mount goes once nothing uses it.
+        defer { _ = try? Process.run(URL(fileURLWithPath: "/usr/bin/umount"), arguments: ["-l", small.path]) }
         let scenario = try await Scenario(bytes: 256 * 1024, newDataDir: small.appendingPathComponent("data"))
-        defer { scenario.new.kill() }
-        let result = try scenario.ctl(["run", scenario.playbook.path, "--inventory", scenario.inventory.path, "--yes"])
-        #expect(result.status != 0)
+        defer { scenario.new.terminate() }
+        let result = try await scenario.ctl([
+            "run", scenario.playbook.path, "--inventory", scenario.inventory.path, "--yes",
+        ])
+        #expect(result.status == 1, "\(result.stderr)")
         #expect(result.stderr.contains("MiB free for site data"), "\(result.stderr)")
         #expect(result.stderr.contains("free space on it or choose another target"), "\(result.stderr)")
-        let order = try scenario.journalOrder()
+        let order = try await scenario.journalOrder()
         #expect(order.contains("install:failed"), "\(order)")
         #expect(!order.contains { $0.hasPrefix("backup:") }, "\(order)")
         try await scenario.oldUntouched()

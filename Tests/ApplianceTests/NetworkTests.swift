@@ -27,7 +27,7 @@ import Testing
 
     @Test func enablingAndDisablingAnAddressTakesEffectWithinASecond() async throws {
         let box = try await TestBox()
-        defer { box.stop() }
+        defer { box.terminate() }
         let admin = try await box.admin()
         let extra = TestSupport.nextAddress()
         #expect(!(await Self.answers(box, on: extra, within: .milliseconds(200))))
@@ -60,7 +60,7 @@ import Testing
         #expect(await Self.answers(box, on: extra))
 
         // Survives a restart: the configuration is real state, not process memory.
-        box.stop()
+        await box.stop()
         try await box.start()
         #expect(await Self.answers(box, on: extra))
         let network: NetworkResponse = try await box.admin().call(.network)
@@ -69,7 +69,7 @@ import Testing
 
     @Test func refusalsChangeNothing() async throws {
         let box = try await TestBox()
-        defer { box.stop() }
+        defer { box.terminate() }
         let admin = try await box.admin()
         let before: NetworkResponse = try await admin.call(.network)
         let factory = try #require(before.addresses.first)
@@ -141,7 +141,7 @@ import Testing
 
     @Test func accessTypesSeparateApplianceAndSite() async throws {
         let box = try await TestBox()
-        defer { box.stop() }
+        defer { box.terminate() }
         let admin = try await box.admin()
         let publicAddress = TestSupport.nextAddress()
         let _: AddressChangeResponse = try await admin.call(

@@ -59,7 +59,7 @@ import Testing
 
     @Test func everyListenerRefusesOldVersionsAndWeakSuites() async throws {
         let box = try await TestBox(arguments: ["--hostname", CertificateTests.hostname])
-        defer { box.stop() }
+        defer { box.terminate() }
         // The factory listener (an ECDSA P-256 certificate).
         try await Self.expectPolicy(box.address, ecdsa: true)
 

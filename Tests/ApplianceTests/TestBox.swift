@@ -21,6 +21,7 @@ final class TestBox: @unchecked Sendable {
     /// Extra environment of the next start (e.g. a debug crash point).
     var environment: [String: String] = [:]
     private(set) var process: Process
+    private var exit = ProcessExit()
     private(set) var pin: TLSPin?
     /// Whether the next `admin()` must do the first login (a new data directory, or after a factory reset).
     var factoryFresh: Bool
@@ -57,8 +58,10 @@ final class TestBox: @unchecked Sendable {
         if !environment.isEmpty {
             process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         }
+        let exit = ProcessExit(watching: process)
         try process.run()
         self.process = process
+        self.exit = exit
         try await waitUntilHealthy()
     }
 
@@ -106,18 +109,46 @@ final class TestBox: @unchecked Sendable {
         return session
     }
 
-    /// SIGTERM and wait.
-    func stop() {
-        guard process.isRunning else { return }
-        process.terminate()
-        process.waitUntilExit()
+    /// Polls until the box presents a key other than `old` on `host` (after a factory reset or a certificate
+    /// assignment), then until it is healthy; records the new pin.
+    func waitUntilKeyChanges(from old: TLSPin?, host: String? = nil, timeout: Duration = .seconds(30)) async throws {
+        try await TestSupport.poll("\(host ?? address) to present a new key", timeout: timeout) {
+            let observed = try? await PinnedHTTPClient.fetchPeerCertificate(host: host ?? address, port: Self.port)
+            return observed.map { $0.pin != old } ?? false
+        }
+        try await waitUntilHealthy()
     }
 
-    /// SIGKILL and wait: a crash.
-    func kill() {
+    /// Polls until `host` presents the key with `pin` (an assigned certificate is served from the next handshake).
+    func waitUntilServing(_ pin: String, on host: String? = nil, timeout: Duration = .seconds(30)) async throws {
+        try await TestSupport.poll("\(host ?? address) to serve the key \(pin)", timeout: timeout) {
+            let observed = try? await PinnedHTTPClient.fetchPeerCertificate(host: host ?? address, port: Self.port)
+            return observed?.pin.description == pin
+        }
+    }
+
+    /// The exit status once the process has exited, nil if it still runs after `timeout`.
+    func waitForExit(timeout: Duration = .seconds(30)) async -> Int32? {
+        await exit.status(within: timeout)
+    }
+
+    /// SIGTERM and wait for the exit.
+    func stop() async {
+        guard process.isRunning else { return }
+        process.terminate()
+        _ = await exit.status(within: .seconds(60))
+    }
+
+    /// SIGTERM without waiting, for `defer` at the end of a test where nothing depends on the exit.
+    func terminate() {
+        if process.isRunning { process.terminate() }
+    }
+
+    /// SIGKILL and wait for the exit: a crash.
+    func kill() async {
         guard process.isRunning else { return }
         Glibc.kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
+        _ = await exit.status(within: .seconds(60))
     }
 
     func tail() -> String {
@@ -171,14 +202,31 @@ enum TestSupport {
         return url
     }
 
-    /// Runs a command line tool and returns its exit status and output.
+    /// Polls `condition` until it holds; fails the test, naming `what`, when `timeout` passes first.
+    static func poll(
+        _ what: String,
+        timeout: Duration = .seconds(30),
+        every interval: Duration = .milliseconds(50),
+        _ condition: () async throws -> Bool
+    ) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if try await condition() { return }
+            try await Task.sleep(for: interval)
+        }
+        if try await condition() { return }
+        throw TestFailure("gave up after \(timeout) waiting for \(what)")
+    }
+
+    /// Runs a command line tool and returns its exit status and output. The pipes are read on their own threads
+    /// and the exit is awaited, so the cooperative pool is never blocked.
     @discardableResult
     static func run(
         _ executable: String,
         _ arguments: [String],
         environment: [String: String] = [:],
         input: String? = nil
-    ) throws -> (status: Int32, stdout: String, stderr: String) {
+    ) async throws -> (status: Int32, stdout: String, stderr: String) {
         let process = Process()
         process.executableURL =
             executable.hasPrefix("/") ? URL(fileURLWithPath: executable) : URL(fileURLWithPath: "/usr/bin/env")
@@ -190,15 +238,64 @@ enum TestSupport {
         process.standardOutput = out
         process.standardError = err
         process.standardInput = inputPipe
+        let exit = ProcessExit(watching: process)
         try process.run()
+        async let stdout = readToEnd(out.fileHandleForReading)
+        async let stderr = readToEnd(err.fileHandleForReading)
         if let input { inputPipe.fileHandleForWriting.write(Data(input.utf8)) }
         try inputPipe.fileHandleForWriting.close()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (
-            process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self)
-        )
+        let status = await exit.status()
+        return (status, String(decoding: await stdout, as: UTF8.self), String(decoding: await stderr, as: UTF8.self))
+    }
+
+    /// Reads a pipe to its end on a thread of its own.
+    static func readToEnd(_ handle: FileHandle) async -> Data {
+        await withCheckedContinuation { continuation in
+            Thread.detachNewThread { continuation.resume(returning: handle.readDataToEndOfFile()) }
+        }
+    }
+}
+
+/// The exit of one process, awaited without blocking a thread (`terminationHandler` resumes the waiters).
+final class ProcessExit: Sendable {
+    private let state = Mutex<(status: Int32?, waiters: [CheckedContinuation<Int32, Never>])>((nil, []))
+
+    /// One that never fires, until a process is watched.
+    init() {}
+
+    /// Install before `process.run()`.
+    init(watching process: Process) {
+        process.terminationHandler = { [self] finished in
+            let status = finished.terminationStatus
+            let waiters = state.withLock { state in
+                state.status = status
+                defer { state.waiters = [] }
+                return state.waiters
+            }
+            waiters.forEach { $0.resume(returning: status) }
+        }
+    }
+
+    /// The exit status, once the process has exited.
+    func status() async -> Int32 {
+        await withCheckedContinuation { continuation in
+            let known = state.withLock { state -> Int32? in
+                if let status = state.status { return status }
+                state.waiters.append(continuation)
+                return nil
+            }
+            if let known { continuation.resume(returning: known) }
+        }
+    }
+
+    /// The exit status, or nil when the process still runs after `timeout`.
+    func status(within timeout: Duration) async -> Int32? {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if let status = state.withLock({ $0.status }) { return status }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return state.withLock { $0.status }
     }
 }
 

@@ -58,7 +58,7 @@ struct TestVendor {
             try vendor.package("site", .site, "24.3.0", requires: [.init(name: "base", minimumVersion: "8.0.0")])
         )
         let box = try await TestBox(arguments: ["--vendor-key", vendor.keyFile.path])
-        defer { box.stop() }
+        defer { box.terminate() }
         let admin = try await box.admin()
         try await admin.perform(.setUpdateSource, body: UpdateSourceRequest(repository: vendor.repository.path))
 
@@ -113,9 +113,9 @@ struct TestVendor {
         // A factory reset returns the factory software: the installed package and its payload are gone.
         let payloads = box.dataDir.appendingPathComponent("packages")
         #expect(try FileManager.default.contentsOfDirectory(atPath: payloads.path).count == 1)
+        let pinBeforeReset = box.pin
         try await again.perform(.factoryReset, body: FactoryResetRequest(confirmHostname: status.hostname))
-        try await Task.sleep(for: .milliseconds(600))
-        try await box.waitUntilHealthy()
+        try await box.waitUntilKeyChanges(from: pinBeforeReset)
         box.factoryFresh = true
         let reset: StatusResponse = try await box.admin().call(.status)
         #expect(reset.software.siteVersion == "24.1.0")
@@ -125,7 +125,7 @@ struct TestVendor {
     @Test func badPackagesAreRefusedAndChangeNothing() async throws {
         let vendor = try TestVendor()
         let box = try await TestBox(arguments: ["--vendor-key", vendor.keyFile.path])
-        defer { box.stop() }
+        defer { box.terminate() }
         let admin = try await box.admin()
         func upload(_ file: URL) async -> String? {
             await refusal { _ = try await admin.installPackage(fromFile: file.path, acceptEula: true) }
@@ -164,18 +164,18 @@ struct TestVendor {
         let vendor = try TestVendor()
         try vendor.publish(try vendor.package("site", .site, "24.2.0"))
         let box = try await TestBox(arguments: ["--vendor-key", vendor.keyFile.path])
-        defer { box.stop() }
+        defer { box.terminate() }
         let cli = CommandLineTests.CLI()
-        #expect(try cli.run(["first-login", box.endpoint]).status == 0)
+        #expect(try await cli.run(["first-login", box.endpoint]).status == 0)
         box.factoryFresh = false
         let dir = TestSupport.temporaryDirectory("offline")
         let keyFile = dir.appendingPathComponent("box.adk")
-        let issued = try cli.run(["updates", "download-key", box.endpoint, "--out", keyFile.path])
+        let issued = try await cli.run(["updates", "download-key", box.endpoint, "--out", keyFile.path])
         #expect(issued.status == 0, "\(issued.stderr)")
 
         // On the unrestricted machine.
         let out = dir.appendingPathComponent("carry")
-        let fetch = try cli.run([
+        let fetch = try await cli.run([
             "updates", "fetch", "--download-key", keyFile.path, "--repo", vendor.repository.path, "--out", out.path,
             "--vendor-key", vendor.keyFile.path,
         ])
@@ -183,7 +183,7 @@ struct TestVendor {
         let files = try FileManager.default.contentsOfDirectory(atPath: out.path)
         #expect(files.count == 1)
         // Fetched once with this key: not offered again.
-        let second = try cli.run([
+        let second = try await cli.run([
             "updates", "fetch", "--download-key", keyFile.path, "--repo", vendor.repository.path, "--out",
             dir.appendingPathComponent("again").path,
         ])
@@ -191,11 +191,11 @@ struct TestVendor {
         #expect(second.stdout.contains("0 package file(s)"))
 
         // Carried over and uploaded (manual install).
-        let upload = try cli.run([
+        let upload = try await cli.run([
             "updates", "upload", box.endpoint, out.appendingPathComponent(files[0]).path, "--accept-eula",
         ])
         #expect(upload.status == 0, "\(upload.stderr)")
-        let status = try cli.run(["status", box.endpoint])
+        let status = try await cli.run(["status", box.endpoint])
         #expect(status.stdout.contains("site 24.2.0"))
 
         // A key from a box whose clock is an hour ahead is refused with what to check.
@@ -208,11 +208,13 @@ struct TestVendor {
         )
         let skewedFile = dir.appendingPathComponent("skewed.adk")
         try Data(skewed.utf8).write(to: skewedFile)
-        let refused = try cli.run([
+        let refused = try await cli.run([
             "updates", "fetch", "--download-key", skewedFile.path, "--repo", vendor.repository.path, "--out", out.path,
         ])
-        #expect(refused.status != 0)
-        #expect(refused.stderr.contains("NTP"))
+        #expect(refused.status == 1, "\(refused.stderr)")
+        #expect(refused.stderr.contains("Error: "), "\(refused.stderr)")
+        #expect(refused.stderr.contains("NTP"), "\(refused.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: out.path).count == 1, "nothing more was fetched")
     }
 }
 
@@ -232,13 +234,13 @@ struct TestVendor {
         try server.run()
         defer { server.terminate() }
         let box = try await TestBox(arguments: ["--vendor-key", vendor.keyFile.path])
-        defer { box.stop() }
+        defer { box.terminate() }
         let admin = try await box.admin()
         try await admin.perform(.setUpdateSource, body: UpdateSourceRequest(repository: "http://127.0.0.1:\(port)"))
         var check: UpdatesResponse?
-        for _ in 0..<50 where check == nil {
+        try await TestSupport.poll("the HTTP repository on port \(port)") {
             check = try? await admin.call(.updates)
-            if check == nil { try await Task.sleep(for: .milliseconds(100)) }
+            return check != nil
         }
         let updates = try #require(check)
         #expect(updates.updates.map(\.version) == ["24.2.0"])
@@ -264,11 +266,15 @@ struct TestVendor {
         let cli = CommandLineTests.CLI()
         let dir = TestSupport.temporaryDirectory("vendor-cli")
         let prefix = dir.appendingPathComponent("acme").path
-        let keygen = try cli.run(["vendor", "keygen", "--out", prefix])
+        let keygen = try await cli.run(["vendor", "keygen", "--out", prefix])
         #expect(keygen.status == 0, "\(keygen.stderr)")
         let mode = try FileManager.default.attributesOfItem(atPath: prefix + ".key")[.posixPermissions] as? Int
         #expect(mode == 0o600)
-        #expect(try cli.run(["vendor", "keygen", "--out", prefix]).status != 0, "a signing key is never overwritten")
+        let keyBefore = try Data(contentsOf: URL(fileURLWithPath: prefix + ".key"))
+        let again = try await cli.run(["vendor", "keygen", "--out", prefix])
+        #expect(again.status == 3, "a signing key is never overwritten: \(again.stderr)")
+        #expect(again.stderr.contains("refusing to overwrite a signing key"), "\(again.stderr)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: prefix + ".key")) == keyBefore)
 
         let payload = dir.appendingPathComponent("payload.bin")
         try Data(SecureRandom.bytes(100_000)).write(to: payload)
@@ -277,36 +283,37 @@ struct TestVendor {
         let site = dir.appendingPathComponent("site.pkg").path
         let addon = dir.appendingPathComponent("reports.pkg").path
         #expect(
-            try cli.run([
+            try await cli.run([
                 "vendor", "build", "--key", prefix + ".key", "--name", "site", "--kind", "site", "--version", "24.2.0",
                 "--eula", eula.path, "--payload", payload.path, "--out", site,
             ]).status == 0
         )
         #expect(
-            try cli.run([
+            try await cli.run([
                 "vendor", "build", "--key", prefix + ".key", "--name", "reports", "--kind", "addon", "--version",
                 "1.0.0",
                 "--requires", "site>=24.3.0", "--payload", payload.path, "--out", addon,
             ]).status == 0
         )
         let repo = dir.appendingPathComponent("repo").path
-        #expect(try cli.run(["vendor", "repo-add", "--repo", repo, site, addon]).status == 0)
+        #expect(try await cli.run(["vendor", "repo-add", "--repo", repo, site, addon]).status == 0)
 
         let box = try await TestBox(arguments: ["--vendor-key", prefix + ".pub"])
-        defer { box.stop() }
-        #expect(try cli.run(["first-login", box.endpoint]).status == 0)
-        #expect(try cli.run(["updates", "source", box.endpoint, "--repo", repo]).status == 0)
-        let check = try cli.run(["updates", "check", box.endpoint])
+        defer { box.terminate() }
+        #expect(try await cli.run(["first-login", box.endpoint]).status == 0)
+        #expect(try await cli.run(["updates", "source", box.endpoint, "--repo", repo]).status == 0)
+        let check = try await cli.run(["updates", "check", box.endpoint])
         #expect(check.stdout.contains("site 24.2.0 (site) — applicable"), "\(check.stdout)")
-        let refused = try cli.run(["updates", "install", box.endpoint, "site"])
+        let refused = try await cli.run(["updates", "install", box.endpoint, "site"])
         #expect(refused.status == 1)
         #expect(refused.stderr.contains("ACME site 24.2 licence"), "the EULA is shown, nothing installed")
-        let install = try cli.run(["updates", "install", box.endpoint, "site", "--accept-eula"])
+        let install = try await cli.run(["updates", "install", box.endpoint, "site", "--accept-eula"])
         #expect(install.status == 0, "\(install.stderr)")
         #expect(install.stdout.contains("client installers generated earlier are invalid"))
         // The add-on needs a site version that is not available: a manual install is refused.
-        let upload = try cli.run(["updates", "upload", box.endpoint, addon, "--accept-eula"])
-        #expect(upload.status != 0)
-        #expect(upload.stderr.contains("24.3.0"))
+        let upload = try await cli.run(["updates", "upload", box.endpoint, addon, "--accept-eula"])
+        #expect(upload.status == 1, "\(upload.stderr)")
+        #expect(upload.stderr.contains("Error: "), "\(upload.stderr)")
+        #expect(upload.stderr.contains("24.3.0"), "\(upload.stderr)")
     }
 }

@@ -30,7 +30,7 @@ struct Backup: AsyncParsableCommand {
     func run() async throws {
         let password = try backupPassword.password()
         if password == nil && !unencrypted {
-            throw ValidationError(
+            throw CommandError(
                 "no backup password: set \(backupPassword.backupPasswordEnv) or give --backup-password-file (or --unencrypted)"
             )
         }

@@ -156,7 +156,7 @@ struct Cert: AsyncParsableCommand {
             let session = try await box.session()
             let network: NetworkResponse = try await session.call(.network)
             guard let address = network.addresses.first(where: { $0.address == on }) else {
-                throw ValidationError(
+                throw CommandError(
                     "\(on) is not configured on \(box.address); configured: "
                         + network.addresses.map(\.address).joined(separator: ", ")
                 )

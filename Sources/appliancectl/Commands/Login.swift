@@ -17,7 +17,7 @@ struct FirstLogin: AsyncParsableCommand {
         let connection = try await box.connect()
         let login = try await connection.login(username: "admin", password: "password")
         guard login.passwordChangeRequired else {
-            throw ValidationError("\(box.address) has no factory password any more; use `appliancectl login`")
+            throw CommandError("\(box.address) has no factory password any more; use `appliancectl login`")
         }
         try await connection.authenticated(login.token).perform(
             .changePassword,
@@ -37,10 +37,12 @@ struct Login: AsyncParsableCommand {
     var printToken = false
 
     func run() async throws {
+        // The secret first: a password file others can read is refused before anything goes over the network.
+        let password = try box.password()
         let connection = try await box.connect()
-        let login = try await connection.login(username: box.user, password: try box.password())
+        let login = try await connection.login(username: box.user, password: password)
         if login.passwordChangeRequired {
-            throw ValidationError("password change required: run `appliancectl first-login \(box.address)`")
+            throw CommandError("password change required: run `appliancectl first-login \(box.address)`")
         }
         if printToken {
             print(login.token)

@@ -19,7 +19,7 @@ struct Pin: AsyncParsableCommand {
         }
         _ = try await box.connect()
         guard let pin = try box.pinStore.pin(for: box.address) else {
-            throw ValidationError("no pin recorded for \(box.address)")
+            throw CommandError("no pin recorded for \(box.address)")
         }
         print(pin.description)
     }

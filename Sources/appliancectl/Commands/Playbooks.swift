@@ -160,7 +160,7 @@ struct RunPlaybook: AsyncParsableCommand {
                 return
             }
             guard run.yes || Confirmation.ask("Destroy the virtual appliance \(name) and its volumes?") else {
-                throw ValidationError("not confirmed; nothing was changed (use --yes to skip the question)")
+                throw CommandError(.refused, "not confirmed; nothing was changed (use --yes to skip the question)")
             }
             let hypervisor = try await Hypervisor.open(
                 options.target(for: try inventory.hypervisor(named: spec.hypervisor))
@@ -180,7 +180,7 @@ struct RunPlaybook: AsyncParsableCommand {
         defer { locks.forEach { $0.release() } }
         reference = try await pinFirstContact(reference)
         guard let address = reference.address, let pin = reference.pin.flatMap(TLSPin.init) else {
-            throw ValidationError("\(name) has no address in the inventory")
+            throw CommandError("\(name) has no address in the inventory")
         }
         var box = try BoxClient(name: name, address: address, pin: pin, passwords: [password])
         let status: StatusResponse = try await box.session().call(.status)
@@ -189,7 +189,8 @@ struct RunPlaybook: AsyncParsableCommand {
         if let evidence {
             Terminal.note("\(name) (\(status.applianceId)) has \(evidence)")
         } else if !(force && confirmName == name) {
-            throw ValidationError(
+            throw CommandError(
+                .refused,
                 "\(name) has no verified migration or verified backup in \(journal.url.path); nothing was changed. "
                     + "Migrate or back it up first, or give --force --confirm-name \(name)"
             )
@@ -310,10 +311,7 @@ struct Runs: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let state = URL(
-            fileURLWithPath: stateDir ?? ProcessInfo.processInfo.environment["APPLIANCECTL_HOME"]
-                ?? (NSHomeDirectory() + "/.appliancectl")
-        )
+        let state = StateHome.directory(stateDir)
         let journal = try Journal(url: state.appendingPathComponent("journal.sqlite"))
         var lines: [Line] = []
         for record in try journal.runs() {

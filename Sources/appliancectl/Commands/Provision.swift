@@ -26,10 +26,7 @@ struct Image: AsyncParsableCommand {
         var json = false
 
         func run() async throws {
-            let state = URL(
-                fileURLWithPath: stateDir ?? ProcessInfo.processInfo.environment["APPLIANCECTL_HOME"]
-                    ?? (NSHomeDirectory() + "/.appliancectl")
-            )
+            let state = StateHome.directory(stateDir)
             let started = ContinuousClock.now
             let built = try image.build(stateDirectory: state, quiet: json)
             if json {
@@ -116,7 +113,7 @@ struct Destroy: AsyncParsableCommand {
         let inventory = try options.loadInventory()
         let entry = try inventory.appliance(named: name)
         guard case .virtual(let spec) = entry.kind else {
-            throw ValidationError(
+            throw CommandError(
                 "\(name) is a physical appliance; use `appliancectl factory-reset` and `shutdown` to return it"
             )
         }
@@ -191,7 +188,7 @@ func provisionVirtualAppliance(
     let inventory = try options.loadInventory()
     let entry = try inventory.appliance(named: name)
     guard case .virtual(let spec) = entry.kind else {
-        throw ValidationError(
+        throw CommandError(
             "\(name) is a physical appliance; provision makes virtual ones. Check it with `appliancectl status`"
         )
     }

@@ -18,7 +18,7 @@ struct Status: AsyncParsableCommand {
                 print("\(box.address): \(health.status) \(health.hostname) id \(health.applianceId)")
                 if let reason = health.reason { print("reason: \(reason)") }
             }
-            if !healthy { throw ExitCode(2) }
+            if !healthy { throw ExitCode(ExitStatus.unhealthy) }
             return
         }
         let status: StatusResponse
@@ -26,8 +26,11 @@ struct Status: AsyncParsableCommand {
             status = try await box.session().call(.status)
         } catch {
             // Health is known; the status page needs a working login.
-            Terminal.note("\(box.address): \(health.status); the status page needs a login: \(error)")
-            throw ExitCode(healthy ? 3 : 2)
+            guard healthy else {
+                Terminal.note("\(box.address): \(health.status); the status page needs a login: \(error)")
+                throw ExitCode(ExitStatus.unhealthy)
+            }
+            throw CommandError("\(box.address) is healthy, but the status page needs a login: \(error)")
         }
         if box.json {
             try printJSON(status)
@@ -51,6 +54,6 @@ struct Status: AsyncParsableCommand {
                 print("Storage     \(storage.freeBytes / 1_048_576) MiB free of \(storage.totalBytes / 1_048_576) MiB")
             }
         }
-        if !healthy { throw ExitCode(2) }
+        if !healthy { throw ExitCode(ExitStatus.unhealthy) }
     }
 }

@@ -137,11 +137,9 @@ struct Updates: AsyncParsableCommand {
                 .trimmingCharacters(in: .whitespacesAndNewlines)
             let key = try DownloadKey.parse(text)
             let index = try RepositoryBuilder.loadIndex(directory: URL(fileURLWithPath: repo))
-            let home =
-                stateDir ?? ProcessInfo.processInfo.environment["APPLIANCECTL_HOME"]
-                ?? (NSHomeDirectory() + "/.appliancectl")
-            try FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true)
-            let ledger = FetchLedger(file: URL(fileURLWithPath: home).appendingPathComponent("fetched.json"))
+            let home = StateHome.directory(stateDir)
+            try FileManager.default.createDirectory(at: home, withIntermediateDirectories: true)
+            let ledger = FetchLedger(file: home.appendingPathComponent("fetched.json"))
             let plan = try UpdatePlanner.plan(for: key, index: index, ledger: ledger)
             let trusted = try vendorKey.map {
                 [try Ed25519PublicKey(pem: try String(contentsOfFile: $0, encoding: .utf8))]

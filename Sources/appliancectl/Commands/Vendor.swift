@@ -23,7 +23,7 @@ struct Vendor: ParsableCommand {
             let key = Ed25519PrivateKey()
             let privateFile = out + ".key"
             guard !FileManager.default.fileExists(atPath: privateFile) else {
-                throw ValidationError("\(privateFile) exists; refusing to overwrite a signing key")
+                throw CommandError(.refused, "\(privateFile) exists; refusing to overwrite a signing key")
             }
             try Data(key.pem.utf8).write(to: URL(fileURLWithPath: privateFile))
             try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: privateFile)
