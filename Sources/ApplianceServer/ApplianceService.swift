@@ -36,6 +36,8 @@ public struct ApplianceService: Service {
         )
         // The backup's syncs (A7) run beside the listeners until the appliance stops.
         let syncs = Task.detached { [appliance] in await appliance.runSyncLoop() }
+        // A primary watches for a peer that claims to be primary too (A7 conflict).
+        let conflicts = Task.detached { [appliance] in await appliance.runConflictWatch() }
         // Ends on SIGTERM/SIGINT (graceful shutdown) or on POST /appliance/api/shutdown, whichever comes first.
         await withGracefulShutdownHandler {
             for await _ in appliance.shutdownRequests { break }
@@ -43,6 +45,7 @@ public struct ApplianceService: Service {
             appliance.requestShutdown()
         }
         syncs.cancel()
+        conflicts.cancel()
         await appliance.listeners.stopAll()
         appliance.logger.notice("Appliance stopped")
     }

@@ -466,6 +466,9 @@ public final class SiteDatabase: Sendable {
     // MARK: Summary
 
     /// Counts and digests of everything the site holds, in a canonical order, to compare two boxes.
+    ///
+    /// History is ordered by its content, not by local ids or uids: after a failover merge two boxes hold the same
+    /// rows under other ids, and boxes restored from a backup made before uids existed hold other uids.
     public func summary() throws -> (settings: (Int, String), users: (Int, String), history: (Int, String)) {
         try pool().read { db in
             let settings = SHA256Hasher()
@@ -489,7 +492,8 @@ public final class SiteDatabase: Sendable {
                 db,
                 sql: """
                     SELECT sessionId, username, target, proto, startedAt, endedAt, bytesTransferred, summary
-                    FROM history ORDER BY id
+                    FROM history
+                    ORDER BY startedAt, endedAt, sessionId, username, target, proto, bytesTransferred, summary
                     """
             )
             while let row = try cursor.next() {
