@@ -12,6 +12,7 @@ enum ApplianceRouter {
     static func build(_ appliance: Appliance) -> Router<ApplianceRequestContext> {
         let router = Router(context: ApplianceRequestContext.self)
         router.add(middleware: ErrorMappingMiddleware())
+        router.add(middleware: MethodNotAllowedMiddleware())
         router.add(middleware: AccessTypeMiddleware(appliance: appliance))
         router.add(middleware: AuthenticationMiddleware(appliance: appliance))
         let handlers = handlers(appliance)

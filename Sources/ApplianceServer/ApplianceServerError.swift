@@ -11,12 +11,21 @@ public struct ApplianceServerError: Error, Sendable, CustomStringConvertible {
     public var code: String
     public var message: String
     public var retryAfterSeconds: Int?
+    /// For 405: the methods the path accepts, sent as `Allow`.
+    public var allow: String?
 
-    public init(_ status: HTTPResponse.Status, _ code: String, _ message: String, retryAfterSeconds: Int? = nil) {
+    public init(
+        _ status: HTTPResponse.Status,
+        _ code: String,
+        _ message: String,
+        retryAfterSeconds: Int? = nil,
+        allow: String? = nil
+    ) {
         self.status = status
         self.code = code
         self.message = message
         self.retryAfterSeconds = retryAfterSeconds
+        self.allow = allow
     }
 
     public var description: String { "\(code): \(message)" }
@@ -67,6 +76,7 @@ extension ApplianceServerError: HTTPResponseError {
         var headers: HTTPFields = [.contentType: "application/json"]
         if let retryAfterSeconds { headers[.retryAfter] = "\(retryAfterSeconds)" }
         if status == .unauthorized { headers[.wwwAuthenticate] = "Bearer" }
+        if let allow { headers[.allow] = allow }
         let body = try APICoding.encoder().encode(ErrorResponse(error: code, message: message))
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
     }
