@@ -11,7 +11,7 @@ enum ApplianceRouter {
 
     static func build(_ appliance: Appliance) -> Router<ApplianceRequestContext> {
         let router = Router(context: ApplianceRequestContext.self)
-        router.add(middleware: ErrorMappingMiddleware())
+        router.add(middleware: ErrorMappingMiddleware(dataDirectory: appliance.directory.root))
         router.add(middleware: MethodNotAllowedMiddleware())
         router.add(middleware: AccessTypeMiddleware(appliance: appliance))
         router.add(middleware: AuthenticationMiddleware(appliance: appliance))
@@ -125,10 +125,12 @@ enum ApplianceRouter {
             .putRecording: { request, context in
                 let name = try name(context)
                 let info = try await appliance.receiveFile(
-                    request.body,
+                    request,
                     to: appliance.directory.recordings.appendingPathComponent(name)
                 )
-                try appliance.box.saveRecording(info)
+                try await appliance.reportingDiskFull("indexing the recording \(name)", needs: nil) {
+                    try appliance.box.saveRecording(info)
+                }
                 return try json(info, status: .created)
             },
             .getRecording: { _, context in
@@ -178,10 +180,12 @@ enum ApplianceRouter {
             .putFile: { request, context in
                 let name = try name(context)
                 let info = try await appliance.receiveFile(
-                    request.body,
+                    request,
                     to: appliance.directory.files.appendingPathComponent(name)
                 )
-                try appliance.site.saveFile(info)
+                try await appliance.reportingDiskFull("indexing \(name) in the file store", needs: nil) {
+                    try appliance.site.saveFile(info)
+                }
                 return try json(info, status: .created)
             },
             .getFile: { _, context in
@@ -197,13 +201,21 @@ enum ApplianceRouter {
                 guard input.bytes > 0, input.bytes <= 64 * 1024 * 1024 * 1024 else {
                     throw ApplianceServerError.badRequest("bytes must be between 1 and 64 GiB")
                 }
-                let result = try SiteDataGenerator(totalBytes: input.bytes, seed: input.seed)
-                    .run(directory: appliance.directory, site: appliance.site, box: appliance.box)
+                let result = try await appliance.reportingDiskFull(
+                    "generating \(input.bytes) bytes of site data",
+                    needs: input.bytes
+                ) {
+                    try SiteDataGenerator(totalBytes: input.bytes, seed: input.seed)
+                        .run(directory: appliance.directory, site: appliance.site, box: appliance.box)
+                }
                 return try json(try appliance.siteSummary(), status: result.bytes > 0 ? .created : .ok)
             },
             .backup: { request, context in
                 let input = try await request.decode(as: BackupRequest.self, context: context)
-                let (filename, body) = try appliance.backup(input)
+                let (filename, body) = try await appliance.reportingDiskFull(
+                    "the backup's database snapshot",
+                    needs: appliance.backupSnapshotNeeds(includeHistory: input.includeHistory)
+                ) { try appliance.backup(input) }
                 return Response(
                     status: .ok,
                     headers: [
@@ -215,7 +227,8 @@ enum ApplianceRouter {
             },
             .restore: { request, _ in
                 let password = request.headers[HTTPField.Name(backupPasswordHeader)!]
-                return try json(try await appliance.restore(body: request.body, password: password))
+                let length = request.headers[.contentLength].flatMap { Int64($0) }
+                return try json(try await appliance.restore(body: request.body, length: length, password: password))
             },
         ]
     }
@@ -258,28 +271,5 @@ enum ApplianceRouter {
                 try await writer.finish(nil)
             }
         )
-    }
-}
-
-extension Appliance {
-    /// Streams an upload into a scratch file, then moves it into place; returns its size and SHA-256.
-    func receiveFile(_ body: RequestBody, to destination: URL) async throws -> StoredFileInfo {
-        let writer = try FileWriter(scratch: directory.scratchFile("upload"))
-        do {
-            for try await buffer in body {
-                try buffer.withUnsafeReadableBytes { try writer.write($0) }
-            }
-            let (size, sha256) = try writer.finish()
-            try writer.commit(to: destination)
-            return StoredFileInfo(
-                name: destination.lastPathComponent,
-                size: size,
-                sha256: sha256,
-                modifiedAt: Date()
-            )
-        } catch {
-            writer.discard()
-            throw error
-        }
     }
 }

@@ -53,6 +53,7 @@ public struct ApplianceServerError: Error, Sendable, CustomStringConvertible {
         case .locked: (status, code) = (.init(code: 423, reasonPhrase: "Locked"), "account_locked")
         case .policy: (status, code) = (.badRequest, "password_policy")
         case .forbidden: (status, code) = (.forbidden, "forbidden")
+        case .diskFull: (status, code) = (.init(code: 507, reasonPhrase: "Insufficient Storage"), "disk_full")
         default: (status, code) = (.internalServerError, "storage")
         }
         self.init(status, code, error.message, retryAfterSeconds: error.retryAfterSeconds)

@@ -538,6 +538,8 @@ public final class SiteDatabase: Sendable {
             try migrator.migrate(queue)
         } catch let error as StoreError {
             throw error
+        } catch let error where DiskSpace.isOutOfSpace(error) {
+            throw error
         } catch {
             throw StoreError(.invalidInput, "the backup's database cannot be opened: \(error)")
         }
