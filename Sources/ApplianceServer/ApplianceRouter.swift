@@ -167,8 +167,8 @@ enum ApplianceRouter {
                 return try json(try appliance.site.createUser(input), status: .created)
             },
             .listHistory: { request, _ in
-                let offset = max(0, request.uri.queryParameters.get("offset", as: Int.self) ?? 0)
-                let limit = min(max(1, request.uri.queryParameters.get("limit", as: Int.self) ?? 100), 10_000)
+                let offset = try query(request, "offset", in: 0...Int.max) ?? 0
+                let limit = try query(request, "limit", in: 1...10_000) ?? 100
                 return try json(try appliance.site.history(offset: offset, limit: limit))
             },
             .appendHistory: { request, context in
@@ -249,6 +249,17 @@ enum ApplianceRouter {
             throw ApplianceServerError.badRequest("the id in the path must be a number")
         }
         return id
+    }
+
+    /// An optional integer query parameter; present but not a number in `range` is refused.
+    static func query(_ request: Request, _ name: String, in range: ClosedRange<Int>) throws -> Int? {
+        guard let text = request.uri.queryParameters.get(name) else { return nil }
+        guard let value = Int(text), range.contains(value) else {
+            throw ApplianceServerError.badRequest(
+                "the query parameter \(name) must be a whole number from \(range.lowerBound) to \(range.upperBound)"
+            )
+        }
+        return value
     }
 
     static func name(_ context: ApplianceRequestContext) throws -> String {
