@@ -773,10 +773,8 @@ public enum APICoding {
         Date.ISO8601FormatStyle(includingFractionalSeconds: true).format(date)
     }
 
+    /// An RFC 3339 date-time (what `formatDate` writes, and what the OpenAPI document allows); nil otherwise.
     public static func parseDate(_ text: String) -> Date? {
-        if let date = try? Date.ISO8601FormatStyle(includingFractionalSeconds: true).parse(text) {
-            return date
-        }
-        return try? Date.ISO8601FormatStyle().parse(text)
+        RFC3339.parse(text)
     }
 }

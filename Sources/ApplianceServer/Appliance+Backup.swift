@@ -22,6 +22,8 @@ extension Appliance {
         let software = try box.installedSoftware()
         let hostname = try box.networkSettings().hostname
         let selection = try site.backupFileSelection()
+        let needs = backupSnapshotNeeds(includeHistory: request.includeHistory)
+        try requireRoom(needs, for: "the backup's database snapshot")
         let snapshot = directory.scratchFile("backup-snapshot")
         let counts: [String: Int]
         do {
@@ -93,10 +95,17 @@ extension Appliance {
 
     /// Restores a backup streamed in `body`: stages it beside the live site, checks every member against the
     /// manifest and the versions against what is installed, then switches atomically. Any refusal leaves the
-    /// appliance as it was.
-    func restore(body: RequestBody, password: String?) async throws -> RestoreResponse {
+    /// appliance as it was. With the upload's `length` known, the room for staging it is checked first.
+    func restore(body: RequestBody, length: Int64?, password: String?) async throws -> RestoreResponse {
         try beginExclusive("restore")
         defer { endExclusive() }
+        if let length { try requireRoom(length, for: "staging the restore") }
+        return try await reportingDiskFull("staging the restore", needs: length) {
+            try await stageAndCommit(body: body, password: password)
+        }
+    }
+
+    private func stageAndCommit(body: RequestBody, password: String?) async throws -> RestoreResponse {
         let fm = FileManager.default
         if fm.fileExists(atPath: directory.restoreStaging.path) {
             try fm.removeItem(at: directory.restoreStaging)

@@ -68,7 +68,7 @@ extension Appliance {
 
     func importCertificate(_ request: CertificateImportRequest) throws -> CertificateEntry {
         let name = request.name.trimmingCharacters(in: .whitespaces)
-        guard !name.isEmpty, name.count <= 128 else {
+        guard !name.isEmpty, request.name.unicodeScalars.count <= 128 else {
             throw ApplianceServerError.badRequest("give the certificate a name of 1 to 128 characters")
         }
         let material: CertificateMaterial

@@ -25,6 +25,9 @@ public struct ApplianceConfiguration: Sendable {
     /// The appliance id to take at first start (a provisioner names the VM it creates); nil makes a new one.
     /// An existing id is never changed.
     public var initialApplianceId: String?
+    /// `/health` reports "degraded" when the data file system has less free space than this. An absolute
+    /// amount rather than a share of the disk: 2 % of a large disk is many gigabytes that are still plenty.
+    public var minimumFreeBytes: Int64
 
     public init(
         dataDirectory: String,
@@ -35,8 +38,10 @@ public struct ApplianceConfiguration: Sendable {
         factorySiteVersion: String = ApplianceVersions.site,
         backupWorkFactor: Int = 18,
         vendorKeyFiles: [String] = [],
-        initialApplianceId: String? = nil
+        initialApplianceId: String? = nil,
+        minimumFreeBytes: Int64 = 64 * 1024 * 1024
     ) {
+        self.minimumFreeBytes = minimumFreeBytes
         self.dataDirectory = dataDirectory
         self.listenAddress = listenAddress
         self.port = port
@@ -166,6 +171,8 @@ public final class Appliance: Sendable {
 
     // MARK: A1 status and health
 
+    /// A1 health: "failing" (500) when the stores cannot be read, "degraded" (still 200: the box serves, but
+    /// writes may soon fail) when the data file system runs low on space, "ok" otherwise.
     public func health() -> (healthy: Bool, response: HealthResponse) {
         let hostname = (try? box.networkSettings().hostname) ?? "unknown"
         do {
@@ -174,13 +181,16 @@ public final class Appliance: Sendable {
             let maintenance = gate.status
             let problems = served.problems
             var reasons = problems.map(\.message)
+            let lowSpace = lowSpaceReason()
+            if let lowSpace { reasons.append(lowSpace) }
             if maintenance.enabled { reasons.append(maintenance.refusal) }
             // Still serving in every case (the factory certificate stands in for an unusable one), so 200; the
             // status and reason say what the operator must know or fix.
             return (
                 true,
                 HealthResponse(
-                    status: !problems.isEmpty ? "degraded" : maintenance.enabled ? "maintenance" : "ok",
+                    status: !problems.isEmpty || lowSpace != nil
+                        ? "degraded" : maintenance.enabled ? "maintenance" : "ok",
                     applianceId: applianceId,
                     hostname: hostname,
                     reason: reasons.isEmpty ? nil : reasons.joined(separator: "; "),
@@ -195,6 +205,16 @@ public final class Appliance: Sendable {
                 HealthResponse(status: "failing", applianceId: applianceId, hostname: hostname, reason: "\(error)")
             )
         }
+    }
+
+    /// Why free space on the data file system is too low, nil while there is enough.
+    func lowSpaceReason() -> String? {
+        guard let space = DiskSpace.of(directory.root) else { return nil }
+        let limit = configuration.minimumFreeBytes
+        guard space.freeBytes < limit else { return nil }
+        return "low disk space: \(DiskSpace.format(space.freeBytes)) of \(DiskSpace.format(space.totalBytes)) free "
+            + "on the data file system (below \(DiskSpace.format(limit))); backups, restores and uploads may be "
+            + "refused with 507; delete files or recordings or grow the disk"
     }
 
     public func status() throws -> StatusResponse {

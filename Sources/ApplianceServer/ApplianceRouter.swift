@@ -11,7 +11,8 @@ enum ApplianceRouter {
 
     static func build(_ appliance: Appliance) -> Router<ApplianceRequestContext> {
         let router = Router(context: ApplianceRequestContext.self)
-        router.add(middleware: ErrorMappingMiddleware())
+        router.add(middleware: ErrorMappingMiddleware(dataDirectory: appliance.directory.root))
+        router.add(middleware: MethodNotAllowedMiddleware())
         router.add(middleware: AccessTypeMiddleware(appliance: appliance))
         router.add(middleware: AuthenticationMiddleware(appliance: appliance))
         let handlers = handlers(appliance).merging(failoverHandlers(appliance)) { first, _ in first }
@@ -127,10 +128,12 @@ enum ApplianceRouter {
             .putRecording: { request, context in
                 let name = try name(context)
                 let info = try await appliance.receiveFile(
-                    request.body,
+                    request,
                     to: appliance.directory.recordings.appendingPathComponent(name)
                 )
-                try appliance.box.saveRecording(info)
+                try await appliance.reportingDiskFull("indexing the recording \(name)", needs: nil) {
+                    try appliance.box.saveRecording(info)
+                }
                 return try json(info, status: .created)
             },
             .getRecording: { _, context in
@@ -179,8 +182,8 @@ enum ApplianceRouter {
                 return try json(try appliance.site.createUser(input), status: .created)
             },
             .listHistory: { request, _ in
-                let offset = max(0, request.uri.queryParameters.get("offset", as: Int.self) ?? 0)
-                let limit = min(max(1, request.uri.queryParameters.get("limit", as: Int.self) ?? 100), 10_000)
+                let offset = try query(request, "offset", in: 0...Int.max) ?? 0
+                let limit = try query(request, "limit", in: 1...10_000) ?? 100
                 return try json(try appliance.site.history(offset: offset, limit: limit))
             },
             .appendHistory: { request, context in
@@ -192,10 +195,12 @@ enum ApplianceRouter {
             .putFile: { request, context in
                 let name = try name(context)
                 let info = try await appliance.receiveFile(
-                    request.body,
+                    request,
                     to: appliance.directory.files.appendingPathComponent(name)
                 )
-                try appliance.site.saveFile(info)
+                try await appliance.reportingDiskFull("indexing \(name) in the file store", needs: nil) {
+                    try appliance.site.saveFile(info)
+                }
                 return try json(info, status: .created)
             },
             .getFile: { _, context in
@@ -211,13 +216,21 @@ enum ApplianceRouter {
                 guard input.bytes > 0, input.bytes <= 64 * 1024 * 1024 * 1024 else {
                     throw ApplianceServerError.badRequest("bytes must be between 1 and 64 GiB")
                 }
-                let result = try SiteDataGenerator(totalBytes: input.bytes, seed: input.seed)
-                    .run(directory: appliance.directory, site: appliance.site, box: appliance.box)
+                let result = try await appliance.reportingDiskFull(
+                    "generating \(input.bytes) bytes of site data",
+                    needs: input.bytes
+                ) {
+                    try SiteDataGenerator(totalBytes: input.bytes, seed: input.seed)
+                        .run(directory: appliance.directory, site: appliance.site, box: appliance.box)
+                }
                 return try json(try appliance.siteSummary(), status: result.bytes > 0 ? .created : .ok)
             },
             .backup: { request, context in
                 let input = try await request.decode(as: BackupRequest.self, context: context)
-                let (filename, body) = try appliance.backup(input)
+                let (filename, body) = try await appliance.reportingDiskFull(
+                    "the backup's database snapshot",
+                    needs: appliance.backupSnapshotNeeds(includeHistory: input.includeHistory)
+                ) { try appliance.backup(input) }
                 return Response(
                     status: .ok,
                     headers: [
@@ -229,7 +242,8 @@ enum ApplianceRouter {
             },
             .restore: { request, _ in
                 let password = request.headers[HTTPField.Name(backupPasswordHeader)!]
-                return try json(try await appliance.restore(body: request.body, password: password))
+                let length = request.headers[.contentLength].flatMap { Int64($0) }
+                return try json(try await appliance.restore(body: request.body, length: length, password: password))
             },
         ]
     }
@@ -262,6 +276,17 @@ enum ApplianceRouter {
         return id
     }
 
+    /// An optional integer query parameter; present but not a number in `range` is refused.
+    static func query(_ request: Request, _ name: String, in range: ClosedRange<Int>) throws -> Int? {
+        guard let text = request.uri.queryParameters.get(name) else { return nil }
+        guard let value = Int(text), range.contains(value) else {
+            throw ApplianceServerError.badRequest(
+                "the query parameter \(name) must be a whole number from \(range.lowerBound) to \(range.upperBound)"
+            )
+        }
+        return value
+    }
+
     static func name(_ context: ApplianceRequestContext) throws -> String {
         let name = context.parameters.get("name") ?? ""
         try StoredFileName.validate(name)
@@ -282,28 +307,5 @@ enum ApplianceRouter {
                 try await writer.finish(nil)
             }
         )
-    }
-}
-
-extension Appliance {
-    /// Streams an upload into a scratch file, then moves it into place; returns its size and SHA-256.
-    func receiveFile(_ body: RequestBody, to destination: URL) async throws -> StoredFileInfo {
-        let writer = try FileWriter(scratch: directory.scratchFile("upload"))
-        do {
-            for try await buffer in body {
-                try buffer.withUnsafeReadableBytes { try writer.write($0) }
-            }
-            let (size, sha256) = try writer.finish()
-            try writer.commit(to: destination)
-            return StoredFileInfo(
-                name: destination.lastPathComponent,
-                size: size,
-                sha256: sha256,
-                modifiedAt: Date()
-            )
-        } catch {
-            writer.discard()
-            throw error
-        }
     }
 }

@@ -11,12 +11,21 @@ public struct ApplianceServerError: Error, Sendable, CustomStringConvertible {
     public var code: String
     public var message: String
     public var retryAfterSeconds: Int?
+    /// For 405: the methods the path accepts, sent as `Allow`.
+    public var allow: String?
 
-    public init(_ status: HTTPResponse.Status, _ code: String, _ message: String, retryAfterSeconds: Int? = nil) {
+    public init(
+        _ status: HTTPResponse.Status,
+        _ code: String,
+        _ message: String,
+        retryAfterSeconds: Int? = nil,
+        allow: String? = nil
+    ) {
         self.status = status
         self.code = code
         self.message = message
         self.retryAfterSeconds = retryAfterSeconds
+        self.allow = allow
     }
 
     public var description: String { "\(code): \(message)" }
@@ -44,6 +53,7 @@ public struct ApplianceServerError: Error, Sendable, CustomStringConvertible {
         case .locked: (status, code) = (.init(code: 423, reasonPhrase: "Locked"), "account_locked")
         case .policy: (status, code) = (.badRequest, "password_policy")
         case .forbidden: (status, code) = (.forbidden, "forbidden")
+        case .diskFull: (status, code) = (.init(code: 507, reasonPhrase: "Insufficient Storage"), "disk_full")
         default: (status, code) = (.internalServerError, "storage")
         }
         self.init(status, code, error.message, retryAfterSeconds: error.retryAfterSeconds)
@@ -67,6 +77,7 @@ extension ApplianceServerError: HTTPResponseError {
         var headers: HTTPFields = [.contentType: "application/json"]
         if let retryAfterSeconds { headers[.retryAfter] = "\(retryAfterSeconds)" }
         if status == .unauthorized { headers[.wwwAuthenticate] = "Bearer" }
+        if let allow { headers[.allow] = allow }
         let body = try APICoding.encoder().encode(ErrorResponse(error: code, message: message))
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
     }

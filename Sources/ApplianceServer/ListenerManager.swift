@@ -51,7 +51,7 @@ actor ListenerManager {
         let bound = BoundSignal()
         let app = Application(
             responder: AnyResponder(responder),
-            server: try .tls(.http1(), tlsConfiguration: tlsConfiguration(address)),
+            server: try .tls(.http1WithPersistenceRules(), tlsConfiguration: tlsConfiguration(address)),
             configuration: .init(address: .hostname(address, port: port), serverName: nil),
             onServerRunning: { _ in bound.fire(nil) },
             logger: logger

@@ -2,6 +2,7 @@ import ApplianceAPI
 import ApplianceCrypto
 import ApplianceStore
 import BackupFormat
+import Foundation
 import Hummingbird
 import Logging
 import SoftwarePackages
@@ -9,6 +10,8 @@ import SoftwarePackages
 /// Turns store and format errors into API errors; everything else stays a 500 without detail, logged.
 struct ErrorMappingMiddleware: RouterMiddleware {
     typealias Context = ApplianceRequestContext
+    /// The data directory, whose file system a "disk full" refusal reports on.
+    let dataDirectory: URL
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
         async throws -> Response
@@ -40,6 +43,13 @@ struct ErrorMappingMiddleware: RouterMiddleware {
             )
         } catch let error as any HTTPResponseError {
             throw error
+        } catch let error where DiskSpace.isOutOfSpace(error) {
+            // SQLITE_FULL or ENOSPC from an operation that did not say what it needed: still a 507 that says so.
+            context.logger.error(
+                "Disk full",
+                metadata: ["request.path": "\(request.uri.path)", "error": "\(String(reflecting: error))"]
+            )
+            throw ApplianceServerError(StoreError.diskFull("this request", at: dataDirectory))
         } catch {
             context.logger.error(
                 "Request failed",

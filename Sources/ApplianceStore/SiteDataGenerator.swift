@@ -23,7 +23,38 @@ public struct SiteDataGenerator {
         public var bytes: Int64
     }
 
+    /// Generates the data; a run that fails removes what it wrote (files, recordings, rows, settings) before
+    /// the error is thrown.
+    ///
+    /// - Throws: The failure, as `StoreError.diskFull` when the disk filled up; a `.storage` error when the
+    ///   rollback could not finish either.
     public func run(directory: DataDirectory, site: SiteDatabase, box: BoxDatabase) throws -> Result {
+        var undo = try GenerationUndo(site: site, box: box)
+        do {
+            return try generate(directory: directory, site: site, box: box, undo: &undo)
+        } catch {
+            let failures = undo.rollback(directory: directory, site: site, box: box)
+            let what = "generating \(DiskSpace.format(totalBytes)) of site data"
+            guard failures.isEmpty else {
+                throw StoreError(
+                    .storage,
+                    "\(what) failed (\(error)) and undoing it failed too (\(failures.joined(separator: "; "))); "
+                        + "check the data directory's file system"
+                )
+            }
+            if DiskSpace.isOutOfSpace(error) {
+                throw StoreError.diskFull(what, at: directory.root, needs: totalBytes)
+            }
+            throw error
+        }
+    }
+
+    private func generate(
+        directory: DataDirectory,
+        site: SiteDatabase,
+        box: BoxDatabase,
+        undo: inout GenerationUndo
+    ) throws -> Result {
         var random = SplitMix64(seed: seed)
         let tag = String(seed, radix: 36)
 
@@ -37,6 +68,7 @@ public struct SiteDataGenerator {
         for index in 0..<24 {
             let name = "\(Self.firstNames[index % Self.firstNames.count]).\(tag)\(index)"
             guard !existing.contains(name) else { continue }
+            undo.users.append(name)
             _ = try site.createUser(
                 UserInput(
                     username: name,
@@ -87,6 +119,7 @@ public struct SiteDataGenerator {
                 ? Int64(2_048 + random.next() % 190_000)
                 : Int64(1_048_576 + random.next() % 15_728_640)
             let chunk = min(size, fileBudget)
+            undo.willWriteFile("file-\(tag)-\(fileCount).bin")
             let info = try writeRandomFile(
                 size: chunk,
                 to: directory.files.appendingPathComponent("file-\(tag)-\(fileCount).bin"),
@@ -103,6 +136,7 @@ public struct SiteDataGenerator {
         var recordingCount = 0
         while recordingBudget > 0 {
             let size = min(Int64(8_388_608 + random.next() % 58_720_256), recordingBudget)
+            undo.willWriteRecording("recording-\(tag)-\(recordingCount).rec")
             let info = try writeRandomFile(
                 size: size,
                 to: directory.recordings.appendingPathComponent("recording-\(tag)-\(recordingCount).rec"),

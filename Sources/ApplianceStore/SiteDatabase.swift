@@ -324,8 +324,13 @@ public final class SiteDatabase: Sendable {
     }
 
     public func updateSettings(_ values: [String: String]) throws {
-        for key in values.keys where key.isEmpty || key.count > 128 {
+        // Counted in Unicode scalars (code points), as the OpenAPI document's maxLength is.
+        for key in values.keys where key.isEmpty || key.unicodeScalars.count > 128 {
             throw StoreError(.invalidInput, "setting names must be 1 to 128 characters long")
+        }
+        // SQLite hands text back up to the first NUL, so a NUL would silently cut a name or value short.
+        for (key, value) in values where key.contains("\u{0}") || value.contains("\u{0}") {
+            throw StoreError(.invalidInput, "setting names and values must not contain NUL characters")
         }
         try pool().write { db in
             for (key, value) in values {
@@ -562,6 +567,8 @@ public final class SiteDatabase: Sendable {
             }
             try migrator.migrate(queue)
         } catch let error as StoreError {
+            throw error
+        } catch let error where DiskSpace.isOutOfSpace(error) {
             throw error
         } catch {
             throw StoreError(.invalidInput, "the backup's database cannot be opened: \(error)")

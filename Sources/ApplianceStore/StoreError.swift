@@ -3,7 +3,7 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Value: Hashable, Sendable {
             case invalidInput, notFound, conflict, unavailable, passwordChangeRequired, unauthorized
-            case throttled, locked, policy, forbidden, storage
+            case throttled, locked, policy, forbidden, storage, diskFull
         }
 
         private let value: Value
@@ -26,6 +26,8 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
         public static let forbidden = Code(.forbidden)
         /// The disk or database failed.
         public static let storage = Code(.storage)
+        /// The data file system has no room left (or not enough for the operation); nothing was changed.
+        public static let diskFull = Code(.diskFull)
 
         public var description: String { "\(value)" }
     }

@@ -106,7 +106,10 @@ struct MigrationSession {
         console.pause()
         try await writeReport(record, runner: runner, journal: journal, before: before, failure: failure)
         if let failure {
-            throw CommandError(ExitStatus.isRefusal(failure) ? .refused : .failed, Self.advice(failure, runId: record.id))
+            throw CommandError(
+                ExitStatus.isRefusal(failure) ? .refused : .failed,
+                Self.advice(failure, runId: record.id)
+            )
         }
     }
 

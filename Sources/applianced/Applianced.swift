@@ -36,6 +36,9 @@ struct Applianced: AsyncParsableCommand {
     @Option(help: "Appliance id (a UUID) to take at first start; an existing id is never changed.")
     var applianceId: String?
 
+    @Option(help: "Free space (MiB) on the data file system below which /health reports degraded.")
+    var minFreeSpaceMib: Int64 = 64
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
@@ -51,6 +54,9 @@ struct Applianced: AsyncParsableCommand {
         }
         if let applianceId, UUID(uuidString: applianceId) == nil {
             throw ValidationError("--appliance-id must be a UUID, e.g. \(UUID().uuidString.lowercased())")
+        }
+        guard minFreeSpaceMib >= 0 else {
+            throw ValidationError("--min-free-space-mib must be 0 or more (0 turns the low-space warning off)")
         }
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
@@ -77,7 +83,8 @@ struct Applianced: AsyncParsableCommand {
                 hostname: hostname,
                 factorySiteVersion: factorySiteVersion,
                 vendorKeyFiles: vendorKey,
-                initialApplianceId: applianceId
+                initialApplianceId: applianceId,
+                minimumFreeBytes: minFreeSpaceMib * 1024 * 1024
             ),
             logger: logger
         )

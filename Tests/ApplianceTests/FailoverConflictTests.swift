@@ -9,7 +9,7 @@ import Testing
         let pair = try await FailoverTests.Pair(bytes: 128 * 1024)
         _ = try await pair.sync()
         // The link is down (the primary is gone) and the backup is forced to primary; then the old one returns.
-        pair.a.kill()
+        await pair.a.kill()
         let forced: FailoverStatus = try await pair.backupAdmin().call(
             .becomePrimary,
             body: BecomePrimaryRequest(force: true)
@@ -49,8 +49,8 @@ import Testing
         let one = try await TestBox()
         let two = try await TestBox()
         defer {
-            one.kill()
-            two.kill()
+            one.terminate()
+            two.terminate()
         }
         let rows = (1...5).map { MaintenanceTests.row("order-\($0)") }
         try await one.admin().perform(.appendHistory, body: AppendHistoryRequest(rows: rows))

@@ -47,7 +47,7 @@ import Testing
         let (before, _) = try await pair.summaries()
 
         pair.b.environment["APPLIANCED_CRASH_AT"] = point
-        pair.b.stop()
+        await pair.b.stop()
         try await pair.b.start()
         try await Self.change(pair, "crash-\(point.dropFirst(5))")
         let (after, _) = try await pair.summaries()
@@ -90,7 +90,7 @@ import Testing
                 return size > 0
             }
         }
-        pair.a.kill()
+        await pair.a.kill()
 
         // The failed sync is recorded; the backup still serves its previous point.
         try await Self.waitFor("the interrupted sync to be recorded") {

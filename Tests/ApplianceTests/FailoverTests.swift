@@ -282,10 +282,10 @@ func failoverRefusal(_ body: () async throws -> Void) async -> ApplianceClientEr
         ]
         func ctl(_ arguments: [String]) async throws -> (status: Int32, stdout: String, stderr: String) {
             try await TestSupport.run(
-                                TestSupport.binary("appliancectl").path,
-                                arguments,
-                                environment: environment
-                            )
+                TestSupport.binary("appliancectl").path,
+                arguments,
+                environment: environment
+            )
         }
         for box in [pair.a, pair.b] {
             let set = try await ctl(["failover", "key", "set", box.endpoint])

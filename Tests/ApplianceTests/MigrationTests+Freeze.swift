@@ -130,10 +130,10 @@ extension MigrationTests.Scenario {
     func ctlOffPool(_ arguments: [String]) async throws -> (status: Int32, stdout: String, stderr: String) {
         let environment = environment
         return try await TestSupport.run(
-                            TestSupport.binary("appliancectl").path,
-                            arguments,
-                            environment: environment
-                        )
+            TestSupport.binary("appliancectl").path,
+            arguments,
+            environment: environment
+        )
     }
 
     /// The session ids of every history row on the new box.
