@@ -227,7 +227,7 @@ import Testing
         #expect(failed.status == 1, "\(failed.stderr)")
         #expect(failed.stderr.contains("Error: cannot log in to the-box"), "\(failed.stderr)")
         #expect(failed.stderr.contains("check its password secret"))
-        #expect(failed.stderr.contains("Then continue with: appliancectl resume"))
+        #expect(failed.stderr.contains("continue with `appliancectl resume"), "\(failed.stderr)")
         #expect(!failed.stderr.contains("Usage:"), "\(failed.stderr)")
     }
 
