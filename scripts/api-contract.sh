@@ -75,6 +75,15 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "409"]
 include-operation-id = "createUser"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "409"]
 
+# A Range header that starts at or beyond the end of an existing file is answered 416 with the file's size.
+[[operations]]
+include-operation-id = "getFile"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "404", "416"]
+
+[[operations]]
+include-operation-id = "getRecording"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "404", "416"]
+
 # The body must be a package signed by a trusted vendor key.
 [[operations]]
 include-operation-id = "uploadUpdate"

@@ -64,7 +64,8 @@ extension Appliance {
     /// Sets or rotates the key. Rotating it on one box of a pair stops their syncs until the other has it too.
     public func setFailoverKey(_ request: FailoverKeyRequest) throws -> FailoverKeyStatus {
         let key = request.key
-        guard (32...256).contains(key.count), key.allSatisfy({ $0.isASCII && !$0.isWhitespace && !$0.isNewline })
+        guard (32...256).contains(key.unicodeScalars.count),
+            key.unicodeScalars.allSatisfy({ (0x21...0x7e).contains($0.value) })
         else {
             throw ApplianceServerError.badRequest(
                 "the inter-appliance key must be 32 to 256 printable ASCII characters without spaces, e.g. from "

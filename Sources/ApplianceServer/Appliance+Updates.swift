@@ -18,13 +18,10 @@ extension Appliance {
     var packagesDirectory: URL { directory.root.appendingPathComponent("packages", isDirectory: true) }
 
     func setUpdateSource(_ repository: String) throws {
-        let trimmed = repository.trimmingCharacters(in: .whitespaces)
-        guard trimmed.hasPrefix("http://") || trimmed.hasPrefix("https://") || trimmed.hasPrefix("/") else {
-            throw ApplianceServerError.badRequest(
-                "the update source must be an http(s) URL of a repository or an absolute directory path"
-            )
+        guard let source = UpdateSource.normalized(repository) else {
+            throw ApplianceServerError.badRequest(UpdateSource.rule)
         }
-        try box.setMeta("updateSource", trimmed)
+        try box.setMeta("updateSource", source)
     }
 
     /// Reads the repository index from the configured source.
@@ -34,8 +31,18 @@ extension Appliance {
                 "no update source is configured; set one with `appliancectl updates source ADDRESS --repo URL|DIR`"
             )
         }
-        if source.hasPrefix("/") {
-            return (source, try RepositoryBuilder.loadIndex(directory: URL(fileURLWithPath: source)))
+        if source.unicodeScalars.first == "/" {
+            do {
+                return (source, try RepositoryBuilder.loadIndex(directory: URL(fileURLWithPath: source)))
+            } catch let error as SoftwarePackageError where error.code == .invalidRepository {
+                // The request is fine; the configured source is not (yet) a repository.
+                throw ApplianceServerError(
+                    .conflict,
+                    "update_source",
+                    "the configured update source: \(error.message); or set another one with "
+                        + "`appliancectl updates source ADDRESS --repo URL|DIR`"
+                )
+            }
         }
         let data = try await fetch(URL(string: source + "/index.json"), what: "the repository index")
         do {
@@ -111,7 +118,7 @@ extension Appliance {
         }
         let scratch = directory.scratchFile("package")
         defer { try? FileManager.default.removeItem(at: scratch) }
-        if source.hasPrefix("/") {
+        if source.unicodeScalars.first == "/" {
             try FileManager.default.copyItem(
                 at: URL(fileURLWithPath: source).appendingPathComponent(entry.file),
                 to: scratch
