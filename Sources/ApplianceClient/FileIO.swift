@@ -54,11 +54,24 @@ struct PartialFileWriter: Sendable {
         self.descriptor = descriptor
     }
 
-    /// Creates (or truncates) `path + ".part"`, readable and writable by the owner only.
-    static func create(path: String) async throws -> PartialFileWriter {
+    /// The size of an interrupted download's `path + ".part"`, 0 when there is none.
+    static func existingSize(path: String) async -> Int64 {
+        let partPath = path + ".part"
+        return
+            (try? await onFileThread { () throws -> Int64 in
+                var info = stat()
+                guard stat(partPath, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { return 0 }
+                return Int64(info.st_size)
+            }) ?? 0
+    }
+
+    /// Creates (or truncates) `path + ".part"`, readable and writable by the owner only; with `offset` keeps
+    /// that many bytes of an existing one and appends after them.
+    static func create(path: String, appendingAt offset: Int64? = nil) async throws -> PartialFileWriter {
         let partPath = path + ".part"
         let descriptor = try await onFileThread { () throws -> CInt in
-            let fd = open(partPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+            let flags = O_WRONLY | O_CREAT | O_CLOEXEC | (offset == nil ? O_TRUNC : 0)
+            let fd = open(partPath, flags, 0o600)
             guard fd >= 0 else {
                 throw fileError(
                     "create",
@@ -66,6 +79,13 @@ struct PartialFileWriter: Sendable {
                     errno: errno,
                     advice: "check that the directory exists and is writable"
                 )
+            }
+            if let offset {
+                guard ftruncate(fd, off_t(offset)) == 0, lseek(fd, off_t(offset), SEEK_SET) == off_t(offset) else {
+                    let code = errno
+                    close(fd)
+                    throw fileError("resume", partPath, errno: code, advice: "check the disk, then try again")
+                }
             }
             return fd
         }
@@ -135,13 +155,13 @@ struct PartialFileWriter: Sendable {
         }
     }
 
-    /// Closes and deletes the partial file after a failure.
-    func abandon() async {
+    /// Closes and deletes the partial file after a failure, or keeps it for a resumed download.
+    func abandon(keepingPartial: Bool = false) async {
         let fd = self.descriptor
         let partPath = self.partPath
         _ = try? await onFileThread {
             close(fd)
-            unlink(partPath)
+            if !keepingPartial { unlink(partPath) }
         }
     }
 

@@ -75,21 +75,35 @@ public final class PinnedHTTPClient: Sendable {
     /// interrupted download never leaves a partial file under the final name. `progress` receives the number of
     /// bytes written so far, at most about ten times a second and once at the end. On success the result's
     /// `body` is empty. For any other status nothing is written and the (error) body is buffered into the result.
+    ///
+    /// With `resumingFrom` (the entity tag of the content wanted) an interrupted download keeps its `.part` file,
+    /// and the next call asks only for the bytes after it (`Range`, guarded by `If-Range`, so a changed file is
+    /// sent whole). A 206 answer is appended, a 200 answer replaces the partial file.
     public func download(
         method: String,
         path: String,
         headers: [(String, String)] = [],
         body: [UInt8]? = nil,
         to file: String,
+        resumingFrom entityTag: String? = nil,
         progress: @escaping @Sendable (Int64) -> Void
     ) async throws -> HTTPResult {
         let requestBody: RequestBody = body.map { .bytes($0) } ?? .none
+        var headers = headers
+        var offset: Int64?
+        if let entityTag {
+            let partial = await PartialFileWriter.existingSize(path: file)
+            offset = partial
+            if partial > 0 {
+                headers += [("Range", "bytes=\(partial)-"), ("If-Range", entityTag)]
+            }
+        }
         return try await self.perform(
             method: method,
             path: path,
             headers: headers,
             body: requestBody,
-            target: .file(path: file, progress: progress)
+            target: .file(path: file, resumeOffset: offset, progress: progress)
         )
     }
 
@@ -165,7 +179,8 @@ extension PinnedHTTPClient {
 
     private enum ResponseTarget: Sendable {
         case memory
-        case file(path: String, progress: @Sendable (Int64) -> Void)
+        /// `resumeOffset` (resumable downloads only): the bytes already in the `.part` file.
+        case file(path: String, resumeOffset: Int64?, progress: @Sendable (Int64) -> Void)
     }
 
     private func perform(
@@ -511,8 +526,28 @@ extension PinnedHTTPClient {
             body: [],
             observedPin: pin
         )
-        if case .file(let path, let progress) = target, result.isSuccess {
-            try await streamBody(from: &parts, to: path, progress: progress, address: address)
+        if case .file(let path, let resumeOffset, let progress) = target, result.isSuccess {
+            var append: Int64?
+            if let resumeOffset, result.status == 206 {
+                // Only the range asked for may be appended: "bytes N-M/total" with N the partial file's size.
+                let range = result.header("Content-Range") ?? ""
+                guard range.hasPrefix("bytes \(resumeOffset)-") else {
+                    throw ApplianceClientError(
+                        code: .protocolError,
+                        message: "the appliance at \(address) answered a resumed download with the range "
+                            + "\"\(range)\" where bytes \(resumeOffset)- were asked for; check that it is up to date"
+                    )
+                }
+                append = resumeOffset
+            }
+            try await streamBody(
+                from: &parts,
+                to: path,
+                appendingAt: append,
+                keepPartial: resumeOffset != nil,
+                progress: progress,
+                address: address
+            )
             return result
         }
         while let part = try await parts.next() {
@@ -537,13 +572,17 @@ extension PinnedHTTPClient {
     }
 
     /// Writes the body to `path + ".part"` in batches of about 256 KiB and renames it to `path` once complete.
+    /// With `appendingAt` the bytes go after that many already in the `.part` file; with `keepPartial` a failed
+    /// download leaves the `.part` file for the next attempt to resume.
     private static func streamBody(
         from parts: inout Inbound.AsyncIterator,
         to path: String,
+        appendingAt offset: Int64?,
+        keepPartial: Bool,
         progress: @escaping @Sendable (Int64) -> Void,
         address: String
     ) async throws {
-        let file = try await PartialFileWriter.create(path: path)
+        let file = try await PartialFileWriter.create(path: path, appendingAt: offset)
         var throttle = ProgressThrottle(callback: progress)
         var written: Int64 = 0
         do {
@@ -572,7 +611,7 @@ extension PinnedHTTPClient {
                 }
             }
         } catch {
-            await file.abandon()
+            await file.abandon(keepingPartial: keepPartial)
             throw error
         }
         try await file.commit()

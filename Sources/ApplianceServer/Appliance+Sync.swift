@@ -52,7 +52,7 @@ extension Appliance {
     }
 
     /// A file or recording for the backup, streamed.
-    func peerFileResponse(recording: Bool, name: String, senderId: String) throws -> Response {
+    func peerFileResponse(recording: Bool, name: String, senderId: String, request: Request) throws -> Response {
         guard let relationship = try relationship(), relationship.peerApplianceId == senderId else {
             throw ApplianceServerError.conflict("this appliance is not in a relationship with \(senderId)")
         }
@@ -62,7 +62,7 @@ extension Appliance {
             throw ApplianceServerError.notFound("there is no \(recording ? "recording" : "file") \(name)")
         }
         let folder = recording ? directory.recordings : directory.files
-        return try ApplianceRouter.fileResponse(folder.appendingPathComponent(name), info: info)
+        return try ApplianceRouter.fileResponse(folder.appendingPathComponent(name), info: info, request: request)
     }
 
     // MARK: The backup's side
@@ -256,22 +256,28 @@ extension Appliance {
         return (remote.filter { have[$0.name] != $0.sha256 }, local.map(\.name).filter { !want.contains($0) })
     }
 
-    /// Downloads one file into the blob staging (kept across interrupted syncs), checking its SHA-256.
+    /// Downloads one file into the blob staging (kept across interrupted syncs), checking its SHA-256; returns
+    /// the bytes moved. An interrupted download leaves `SHA.part`, and the next sync asks only for the rest
+    /// (a byte range, guarded by the SHA-256 as entity tag), then checks the whole file.
     func fetchBlob(_ info: StoredFileInfo, endpoint: Endpoint, link: FailoverLink) async throws -> Int64 {
+        let fm = FileManager.default
         let blob = blobDirectory.appendingPathComponent(info.sha256)
-        if FileManager.default.fileExists(atPath: blob.path), (try? Self.sha256(of: blob)) == info.sha256 {
+        if fm.fileExists(atPath: blob.path), (try? Self.sha256(of: blob)) == info.sha256 {
             return 0
         }
-        _ = try await link.download(endpoint, name: info.name, to: blob)
+        let partial = blobDirectory.appendingPathComponent(info.sha256 + ".part")
+        let partialSize = (try? fm.attributesOfItem(atPath: partial.path)[.size] as? Int64) ?? 0
+        if partialSize >= info.size { try? fm.removeItem(at: partial) }  // complete would have been renamed
+        let result = try await link.download(endpoint, name: info.name, to: blob, resumingFrom: info.sha256)
         guard try Self.sha256(of: blob) == info.sha256 else {
-            try? FileManager.default.removeItem(at: blob)
+            try? fm.removeItem(at: blob)
             throw ApplianceServerError(
                 .badGateway,
                 "sync_checksum",
                 "\(info.name) arrived with another SHA-256 than the primary lists; the next sync fetches it again"
             )
         }
-        return info.size
+        return result.header("Content-Length").flatMap { Int64($0) } ?? info.size
     }
 
     static func sha256(of url: URL) throws -> String {

@@ -74,7 +74,8 @@ extension ApplianceRouter {
         var response = try appliance.peerFileResponse(
             recording: recording,
             name: context.parameters.get("name") ?? "",
-            senderId: sender
+            senderId: sender,
+            request: request
         )
         response.headers[HTTPField.Name(FailoverAuth.idHeader)!] = appliance.applianceId
         response.headers[HTTPField.Name(FailoverAuth.proofHeader)!] = proof

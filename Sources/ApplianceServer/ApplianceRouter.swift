@@ -136,12 +136,16 @@ enum ApplianceRouter {
                 }
                 return try json(info, status: .created)
             },
-            .getRecording: { _, context in
+            .getRecording: { request, context in
                 let name = try name(context)
                 guard let info = try appliance.box.recording(named: name) else {
                     throw ApplianceServerError.notFound("there is no recording named \(name)")
                 }
-                return try fileResponse(appliance.directory.recordings.appendingPathComponent(name), info: info)
+                return try fileResponse(
+                    appliance.directory.recordings.appendingPathComponent(name),
+                    info: info,
+                    request: request
+                )
             },
             .factoryReset: { request, context in
                 let input = try await request.decode(as: FactoryResetRequest.self, context: context)
@@ -203,12 +207,16 @@ enum ApplianceRouter {
                 }
                 return try json(info, status: .created)
             },
-            .getFile: { _, context in
+            .getFile: { request, context in
                 let name = try name(context)
                 guard let info = try appliance.site.file(named: name) else {
                     throw ApplianceServerError.notFound("there is no file named \(name) in the file store")
                 }
-                return try fileResponse(appliance.directory.files.appendingPathComponent(name), info: info)
+                return try fileResponse(
+                    appliance.directory.files.appendingPathComponent(name),
+                    info: info,
+                    request: request
+                )
             },
             .siteSummary: { _, _ in try json(try appliance.siteSummary()) },
             .generateSiteData: { request, context in
@@ -291,21 +299,5 @@ enum ApplianceRouter {
         let name = context.parameters.get("name") ?? ""
         try StoredFileName.validate(name)
         return name
-    }
-
-    /// Streams a stored file in 256 KiB pieces.
-    static func fileResponse(_ url: URL, info: StoredFileInfo) throws -> Response {
-        let handle = try FileHandle(forReadingFrom: url)
-        return Response(
-            status: .ok,
-            headers: [.contentType: "application/octet-stream", .contentLength: "\(info.size)", .eTag: info.sha256],
-            body: ResponseBody(contentLength: Int(info.size)) { writer in
-                defer { try? handle.close() }
-                while let data = try handle.read(upToCount: 256 * 1024), !data.isEmpty {
-                    try await writer.write(ByteBuffer(bytes: data))
-                }
-                try await writer.finish(nil)
-            }
-        )
     }
 }

@@ -98,8 +98,15 @@ struct FailoverLink: Sendable {
         return result
     }
 
-    /// Downloads a file the peer serves into `file` (written beside it first, then renamed).
-    func download(_ endpoint: Endpoint, name: String, to file: URL) async throws -> HTTPResult {
+    /// Downloads a file the peer serves into `file` (written beside it first, then renamed). With `resumingFrom`
+    /// (the file's SHA-256) an interrupted download is continued by the next call.
+    func download(
+        _ endpoint: Endpoint,
+        name: String,
+        to file: URL,
+        resumingFrom entityTag: String? = nil,
+        progress: @escaping @Sendable (Int64) -> Void = { _ in }
+    ) async throws -> HTTPResult {
         let path = endpoint.path(["name": name])
         let (headers, nonce) = FailoverAuth.sign(
             key: key,
@@ -111,9 +118,14 @@ struct FailoverLink: Sendable {
         let client = PinnedHTTPClient(host: host, port: port, pin: pin, connectTimeout: .seconds(5))
         let result: HTTPResult
         do {
-            result = try await client.download(method: endpoint.method, path: path, headers: headers, to: file.path) {
-                _ in
-            }
+            result = try await client.download(
+                method: endpoint.method,
+                path: path,
+                headers: headers,
+                to: file.path,
+                resumingFrom: entityTag,
+                progress: progress
+            )
         } catch {
             throw Self.unreachable(address, error)
         }

@@ -99,10 +99,18 @@ import Testing
         }
         let held: SiteSummary = try await pair.backupAdmin().call(.siteSummary)
         #expect(held == before)
+        // The partial copy stays, and the next sync asks only for the rest of it.
+        let kept =
+            try FileManager.default.contentsOfDirectory(atPath: blobs.path).filter { $0.hasSuffix(".part") }.map {
+                try FileManager.default.attributesOfItem(atPath: blobs.appendingPathComponent($0).path)[.size]
+                    as? Int ?? 0
+            }.max() ?? 0
+        #expect(kept > 0, "the interrupted download's partial copy is kept for the next sync")
 
         try await pair.a.start()
         let next = try await pair.sync()
         #expect(next.result == "ok", "\(next.error ?? "")")
+        #expect(next.bytes < Int64(recordingBytes - kept) + 1024 * 1024, "moved \(next.bytes) bytes, kept \(kept)")
         let (primary, synced) = try await pair.summaries()
         #expect(primary == synced)
     }
