@@ -67,7 +67,8 @@ public struct FixBox: Codable, Sendable, Equatable {
     /// `primary` (the winner) or `backup` (the loser).
     public var becomes: String
     public var historyRows: Int
-    /// The newest of its history rows' end times and its files' and recordings' modification times.
+    /// The later of its newest history row's end time and the newest modification time of its files and
+    /// recordings that the other box does not hold with the same content.
     public var newestDataAt: Date?
     /// Shared addresses (configured on both boxes) that are enabled and listening on this box.
     public var holdsSharedAddresses: [String]
@@ -156,7 +157,8 @@ public struct PeerFixState: Codable, Sendable {
     public var peerApplianceId: String
     public var addresses: [PeerAddress]
     public var historyRows: Int
-    public var newestDataAt: Date?
+    /// When its newest history row ended (rows are copied with their times, so a synced row is as new on both).
+    public var newestHistoryEndAt: Date?
     public var files: [StoredFileInfo]
     public var recordings: [StoredFileInfo]
     public var config: SyncedConfig
@@ -168,7 +170,7 @@ public struct PeerFixState: Codable, Sendable {
         peerApplianceId: String,
         addresses: [PeerAddress],
         historyRows: Int,
-        newestDataAt: Date?,
+        newestHistoryEndAt: Date?,
         files: [StoredFileInfo],
         recordings: [StoredFileInfo],
         config: SyncedConfig
@@ -179,7 +181,7 @@ public struct PeerFixState: Codable, Sendable {
         self.peerApplianceId = peerApplianceId
         self.addresses = addresses
         self.historyRows = historyRows
-        self.newestDataAt = newestDataAt
+        self.newestHistoryEndAt = newestHistoryEndAt
         self.files = files
         self.recordings = recordings
         self.config = config

@@ -47,12 +47,10 @@ extension Appliance {
                     "there is no conflict to fix: this appliance is primary and \(relationship.peer) its \(peer.role)"
                 )
             }
-            let decision = try FixRule.decide(
-                here: Self.facts(here, reachedAt: peer.peer),
-                peer: Self.facts(peer, reachedAt: relationship.peer),
-                winner: request.winner
-            )
-            let plan = try await fixPlan(decision, here: here, peer: peer, link: link)
+            let hereFacts = Self.facts(here, other: peer, reachedAt: peer.peer)
+            let peerFacts = Self.facts(peer, other: here, reachedAt: relationship.peer)
+            let decision = try FixRule.decide(here: hereFacts, peer: peerFacts, winner: request.winner)
+            let plan = try await fixPlan(decision, here: (here, hereFacts), peer: (peer, peerFacts), link: link)
             logger.notice(
                 "Failover fix",
                 metadata: [
@@ -181,9 +179,6 @@ extension Appliance {
             throw ApplianceServerError.conflict("this appliance is not in a failover relationship")
         }
         let listening = await listeners.addresses
-        let files = try site.files()
-        let recordings = try box.recordings()
-        let times = [try site.newestHistoryEnd()].compactMap { $0 } + (files + recordings).map(\.modifiedAt)
         return PeerFixState(
             applianceId: applianceId,
             role: relationship.role.rawValue,
@@ -193,9 +188,9 @@ extension Appliance {
                 PeerAddress(address: $0.address, enabled: $0.enabled, listening: listening.contains($0.address))
             },
             historyRows: try site.history(offset: 0, limit: 1).total,
-            newestDataAt: times.max(),
-            files: files,
-            recordings: recordings,
+            newestHistoryEndAt: try site.newestHistoryEnd(),
+            files: try site.files(),
+            recordings: try box.recordings(),
             config: try site.syncedConfig().config
         )
     }
@@ -218,20 +213,30 @@ extension Appliance {
         return PeerHistoryPage(rows: rows, through: through, more: more)
     }
 
-    static func facts(_ state: PeerFixState, reachedAt address: String) -> FixFacts {
-        FixFacts(
+    /// What the rule knows of `state`'s box. Its newest data: the newest history row's end, or the newest change
+    /// of a file or recording the other box does not hold with the same content. Files both hold are left out:
+    /// a sync copies their times only to the millisecond below, so they would make a copy look older.
+    static func facts(_ state: PeerFixState, other: PeerFixState, reachedAt address: String) -> FixFacts {
+        let common = Set((other.files + other.recordings).map { "\($0.name)/\($0.sha256)" })
+        let changed = (state.files + state.recordings).filter { !common.contains("\($0.name)/\($0.sha256)") }
+        let times = [state.newestHistoryEndAt].compactMap { $0 } + changed.map(\.modifiedAt)
+        return FixFacts(
             applianceId: state.applianceId,
             address: address,
             addresses: state.addresses,
-            newestDataAt: state.newestDataAt
+            newestDataAt: times.max()
         )
     }
 
     // MARK: The plan (what a dry run shows)
 
-    private func fixPlan(_ decision: FixDecision, here: PeerFixState, peer: PeerFixState, link: FailoverLink)
-        async throws -> FailoverFixResult
-    {
+    private func fixPlan(
+        _ decision: FixDecision,
+        here hereSide: (state: PeerFixState, facts: FixFacts),
+        peer peerSide: (state: PeerFixState, facts: FixFacts),
+        link: FailoverLink
+    ) async throws -> FailoverFixResult {
+        let (here, peer) = (hereSide.state, peerSide.state)
         // The peer's rows this box lacks, by uid; the other way round follows from the counts (uids are unique).
         var peerMissingHere = 0
         var after: Int64 = 0
@@ -252,7 +257,7 @@ extension Appliance {
                 role: state.role,
                 becomes: wins ? "primary" : "backup",
                 historyRows: state.historyRows,
-                newestDataAt: state.newestDataAt,
+                newestDataAt: (state.applianceId == applianceId ? hereSide : peerSide).facts.newestDataAt,
                 holdsSharedAddresses: state.applianceId == applianceId ? decision.hereHolds : decision.peerHolds
             )
         }

@@ -29,8 +29,9 @@ struct FixDecision: Sendable, Equatable {
 /// 1. The box that holds the enabled shared address wins. A shared address is one configured on both boxes (the
 ///    site address a shared-IP swap moves); a box holds it when it is enabled and listening there. It decides only
 ///    when exactly one box holds one.
-/// 2. Else the box with the newest data wins: the later of its newest history row's end time and its newest file's
-///    or recording's modification time. Equal (or no data on either) does not decide.
+/// 2. Else the box with the newest data wins: the later of its newest history row's end time and the newest
+///    modification time of its files and recordings that the other box does not hold with the same content,
+///    to the millisecond. Equal (or no data on either) does not decide.
 /// 3. Else the box the operator names (`winner`); without one the fix is refused and nothing changes.
 ///
 /// A `winner` given where rule 1 or 2 decides must name the same box, or the fix is refused. Pure: no I/O.

@@ -192,10 +192,11 @@ struct Failover: AsyncParsableCommand {
             discussion: """
                 The rule, in order: (1) the box that holds the enabled shared address (an address configured on \
                 both boxes, enabled and listening on only one) stays primary; (2) else the box with the newest data \
-                (newest history row's end, file or recording change); (3) else the box named with --winner. The \
-                winner first takes from the loser every history row it lacks (by uid, once) and the files and \
-                recordings it lacks; then the loser becomes its backup and its next sync makes it equal. Settings \
-                and users: the winner's replace the loser's. --dry-run shows all this and changes nothing.
+                (newest history row's end, or change of a file or recording the other lacks); (3) else the box \
+                named with --winner. The winner first takes from the loser every history row it lacks (by uid, \
+                once) and the files and recordings it lacks; then the loser becomes its backup and its next sync \
+                makes it equal. Settings and users: the winner's replace the loser's. --dry-run shows all this and \
+                changes nothing.
                 """
         )
 
