@@ -61,7 +61,15 @@ extension Appliance {
             if request.dryRun == true { return plan }
             if decision.hereWins { return try await merge(plan, from: link) }
             // This box loses: the winner pulls from it and then makes it its backup.
-            return try await link.call(.peerMerge, body: PeerMergeRequest(plan: plan))
+            do {
+                return try await link.call(.peerMerge, body: PeerMergeRequest(plan: plan))
+            } catch let error as ApplianceServerError {
+                throw ApplianceServerError(
+                    error.status,
+                    error.code,
+                    Self.partWay(error.message, loser: "this appliance")
+                )
+            }
         }
     }
 
@@ -107,12 +115,7 @@ extension Appliance {
             crash(at: "fix:files")
             let _: PeerHello = try await loser.call(.peerDemote, body: Empty())
         } catch let error as ApplianceServerError {
-            throw ApplianceServerError(
-                error.status,
-                error.code,
-                "\(error.message). The fix stopped part-way: \(plan.loser.address) stays in maintenance mode (no site "
-                    + "writes) and loses nothing; run the fix again to complete it"
-            )
+            throw ApplianceServerError(error.status, error.code, Self.partWay(error.message, loser: plan.loser.address))
         }
         crash(at: "fix:demoted")
         if var relationship = try relationship(), relationship.conflict != nil {
@@ -134,6 +137,11 @@ extension Appliance {
             "\(plan.loser.address) is now the backup of \(plan.winner.address); its next sync (within a minute, or "
             + "`appliancectl failover sync \(plan.loser.address) --wait`) makes it equal to the primary"
         return result
+    }
+
+    static func partWay(_ message: String, loser: String) -> String {
+        "\(message). The fix may have stopped part-way: then \(loser) stays in maintenance mode (no site writes) "
+            + "and loses nothing; run the fix again to complete it, or turn maintenance off there to serve unfixed"
     }
 
     /// Downloads the files (or recordings) `have` lacks by name, checks each one's SHA-256, moves it into place,
