@@ -266,6 +266,7 @@ let package = Package(
             dependencies: [
                 "SoftwarePackages",
                 "ApplianceAPI",
+                "ApplianceServer",
                 "ApplianceClient",
                 "ApplianceCrypto",
                 "BackupFormat",

@@ -87,6 +87,7 @@ extension Endpoint {
     public static let syncNow = Endpoint("POST", "/login/api/failover/sync")
     public static let becomePrimary = Endpoint("POST", "/login/api/failover/become-primary")
     public static let breakFailover = Endpoint("POST", "/login/api/failover/break")
+    public static let fixFailover = Endpoint("POST", "/login/api/failover/fix")
 
     // Between the two appliances of a pair: authenticated by the pre-shared key's proof, not by a session.
     public static let peerHello = Endpoint("POST", "/failover/api/peer/hello")
@@ -97,6 +98,9 @@ extension Endpoint {
     public static let peerQuiesce = Endpoint("POST", "/failover/api/peer/quiesce")
     public static let peerDemote = Endpoint("POST", "/failover/api/peer/demote")
     public static let peerBreak = Endpoint("POST", "/failover/api/peer/break")
+    public static let peerFixState = Endpoint("POST", "/failover/api/peer/fix-state")
+    public static let peerHistory = Endpoint("POST", "/failover/api/peer/history")
+    public static let peerMerge = Endpoint("POST", "/failover/api/peer/merge")
 
     /// Every route the appliance serves.
     public static let all: [Endpoint] = [
@@ -110,7 +114,9 @@ extension Endpoint {
         .listHistory, .appendHistory, .listFiles, .putFile, .getFile, .siteSummary, .generateSiteData,
         .backup, .restore,
         .failoverKey, .setFailoverKey, .failoverStatus, .establishFailover, .syncNow, .becomePrimary, .breakFailover,
+        .fixFailover,
         .peerHello, .peerJoin, .peerChanges, .peerFile, .peerRecording, .peerQuiesce, .peerDemote, .peerBreak,
+        .peerFixState, .peerHistory, .peerMerge,
     ]
 }
 
@@ -131,7 +137,8 @@ extension Endpoint {
         switch self {
         case .health, .login: .open
         case .logout, .changePassword: .beforePasswordChange
-        case .peerHello, .peerJoin, .peerChanges, .peerFile, .peerRecording, .peerQuiesce, .peerDemote, .peerBreak:
+        case .peerHello, .peerJoin, .peerChanges, .peerFile, .peerRecording, .peerQuiesce, .peerDemote, .peerBreak,
+            .peerFixState, .peerHistory, .peerMerge:
             .peer
         default: .session
         }

@@ -27,6 +27,8 @@ final class FailoverRuntime: Sendable {
         var nextSyncAt: Date?
         var syncRequested = false
         var syncing = false
+        /// A failover fix runs on this box (one at a time).
+        var fixing = false
         var waiters: [CheckedContinuation<SyncRecord, any Error>] = []
     }
     let state = Mutex(State())
@@ -352,6 +354,9 @@ extension Appliance {
         }
         relationship.role = .backup
         relationship.conflict = nil
+        // While it was primary this box may have changed its own settings or users: the next sync brings the
+        // new primary's whole configuration, not only what changed there since this box's last sync point.
+        try site.forgetSyncedConfig()
         try saveRelationship(relationship)
         try site.logoutEveryone(except: nil)
         gate.set(.off)

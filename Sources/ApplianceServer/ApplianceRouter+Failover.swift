@@ -27,6 +27,10 @@ extension ApplianceRouter {
                 return try json(try await appliance.becomePrimary(input))
             },
             .breakFailover: { _, _ in try json(try await appliance.breakFailover()) },
+            .fixFailover: { request, context in
+                let input = try await request.decode(as: FailoverFixRequest.self, context: context)
+                return try json(try await appliance.fixFailover(input))
+            },
             .peerHello: peer(appliance) { _, _, _ in try appliance.hello() },
             .peerJoin: peer(appliance) { request, context, sender in
                 let input = try await request.decode(as: PeerJoinRequest.self, context: context)
@@ -39,6 +43,15 @@ extension ApplianceRouter {
             .peerQuiesce: peer(appliance) { _, _, sender in try await appliance.quiesce(sender) },
             .peerDemote: peer(appliance) { _, _, sender in try appliance.demote(sender) },
             .peerBreak: peer(appliance) { _, _, sender in try appliance.peerBroke(sender) },
+            .peerFixState: peer(appliance) { _, _, sender in try await appliance.peerFixState(for: sender) },
+            .peerHistory: peer(appliance) { request, context, sender in
+                let input = try await request.decode(as: PeerHistoryRequest.self, context: context)
+                return try appliance.peerHistoryPage(input, for: sender)
+            },
+            .peerMerge: peer(appliance) { request, context, sender in
+                let input = try await request.decode(as: PeerMergeRequest.self, context: context)
+                return try await appliance.mergeAsWinner(input, from: sender)
+            },
             .peerFile: { request, context in
                 try peerFile(appliance, request, context, recording: false)
             },

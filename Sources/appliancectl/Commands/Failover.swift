@@ -7,7 +7,7 @@ import Foundation
 struct Failover: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Keep two appliances in step: a primary and a backup that pulls incremental data syncs.",
-        subcommands: [Key.self, Establish.self, Status.self, Sync.self, BecomePrimary.self, Break.self]
+        subcommands: [Key.self, Establish.self, Status.self, Sync.self, BecomePrimary.self, Break.self, Fix.self]
     )
 
     struct Key: AsyncParsableCommand {
@@ -182,6 +182,71 @@ struct Failover: AsyncParsableCommand {
             let status: FailoverStatus = try await box.session().call(.breakFailover)
             if box.json { return try printJSON(status) }
             print("\(box.address) is \(status.role) again.")
+        }
+    }
+
+    struct Fix: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract:
+                "End a conflict of two primaries: one stays primary, the other merges into it and becomes backup.",
+            discussion: """
+                The rule, in order: (1) the box that holds the enabled shared address (an address configured on \
+                both boxes, enabled and listening on only one) stays primary; (2) else the box with the newest data \
+                (newest history row's end, or change of a file or recording the other lacks); (3) else the box \
+                named with --winner. The winner first takes from the loser every history row it lacks (by uid, \
+                once) and the files and recordings it lacks; then the loser becomes its backup and its next sync \
+                makes it equal. Settings and users: the winner's replace the loser's. --dry-run shows all this and \
+                changes nothing.
+                """
+        )
+
+        @OptionGroup var box: BoxOptions
+
+        @Flag(help: "Say what each box would become and what would be merged or overwritten; change nothing.")
+        var dryRun = false
+
+        @Option(help: "The box to keep as primary when the rule cannot decide: its appliance id or address.")
+        var winner: String?
+
+        func validate() throws {
+            if let winner, winner.trimmingCharacters(in: .whitespaces).isEmpty {
+                throw ValidationError("--winner needs an appliance id or an address, e.g. 127.0.0.12:8443")
+            }
+        }
+
+        func run() async throws {
+            let result: FailoverFixResult = try await box.session().call(
+                .fixFailover,
+                body: FailoverFixRequest(dryRun: dryRun, winner: winner)
+            )
+            if box.json { return try printJSON(result) }
+            print(result.dryRun ? "Dry run: nothing was changed." : "Fixed.")
+            print("Rule        \(result.reason)")
+            for side in [result.winner, result.loser] {
+                print(
+                    "\(side.address.padding(toLength: 22, withPad: " ", startingAt: 0)) \(side.role) -> "
+                        + "\(side.becomes) (\(side.applianceId), \(side.historyRows) history rows)"
+                )
+            }
+            let merged = result.merged
+            print(
+                "\(result.dryRun ? "Would merge" : "Merged")  \(merged.historyRows) history rows, \(merged.files) "
+                    + "files, \(merged.recordings) recordings from \(result.loser.address) into \(result.winner.address)"
+            )
+            let receives = result.loserReceives
+            print(
+                "Then sync   \(receives.historyRows) history rows, \(receives.files) files, \(receives.recordings) "
+                    + "recordings to \(result.loser.address)"
+            )
+            let lost = result.overwritten
+            let replaced =
+                lost.files.map { "file \($0)" } + lost.recordings.map { "recording \($0)" }
+                + lost.settings.map { "setting \($0)" } + lost.users.map { "user \($0)" }
+                + (lost.securityPolicy ? ["the security policy"] : [])
+            print(
+                "Overwritten \(replaced.isEmpty ? "nothing" : replaced.joined(separator: ", ")) on \(result.loser.address)"
+            )
+            print(result.next)
         }
     }
 }
