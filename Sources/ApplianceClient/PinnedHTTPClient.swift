@@ -446,7 +446,12 @@ extension PinnedHTTPClient {
                     pin: connection.peer.pin,
                     address: address
                 )
-                // Any unfinished upload is no longer wanted; the connection closes once we return.
+                // A 2xx answer to a whole body arrives just before the writer's last progress report: give it a
+                // moment to finish. Any unfinished upload is no longer wanted; the connection closes once we return.
+                if result.isSuccess, case .file = body {
+                    group.addTask { try await Task.sleep(for: .seconds(2)) }
+                    _ = try? await group.next()
+                }
                 group.cancelAll()
                 return result
             } catch let readError {
