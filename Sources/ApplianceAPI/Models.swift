@@ -769,8 +769,11 @@ public enum APICoding {
         return decoder
     }
 
+    /// RFC 3339 with milliseconds, rounded to the nearest one. (The formatter truncates, and a parsed ".123" is
+    /// a binary fraction just below it, so every write-read-write lost a millisecond: a file's time drifted by
+    /// one with each sync hop.)
     public static func formatDate(_ date: Date) -> String {
-        Date.ISO8601FormatStyle(includingFractionalSeconds: true).format(date)
+        Date.ISO8601FormatStyle(includingFractionalSeconds: true).format(date.addingTimeInterval(0.0005))
     }
 
     /// An RFC 3339 date-time (what `formatDate` writes, and what the OpenAPI document allows); nil otherwise.

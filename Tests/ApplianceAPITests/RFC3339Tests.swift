@@ -33,4 +33,17 @@ import Testing
         let parsed = try #require(APICoding.parseDate(APICoding.formatDate(date)))
         #expect(abs(parsed.timeIntervalSince(date)) < 0.001)
     }
+
+    /// A date written, read and written again is the same text: a sync hop keeps a file's time exactly.
+    @Test func writingWhatWasReadChangesNothing() throws {
+        var seed: UInt64 = 0x9E37_79B9_7F4A_7C15
+        for _ in 0..<10_000 {
+            seed = seed &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            let date = Date(timeIntervalSince1970: 1_700_000_000 + Double(seed >> 40) / 1000 + Double(seed % 997) / 1e6)
+            let text = APICoding.formatDate(date)
+            let parsed = try #require(APICoding.parseDate(text))
+            #expect(APICoding.formatDate(parsed) == text)
+            #expect(abs(parsed.timeIntervalSince(date)) <= 0.0005 + 1e-6, "\(date.timeIntervalSince1970) → \(text)")
+        }
+    }
 }
