@@ -30,8 +30,11 @@ public struct RunSession: Sendable {
     /// Makes the virtual targets of migrations.
     public var provisioner: InventoryProvisioner?
 
+    /// The procedures this appliancectl runs, by journal kind: a new procedure is one more entry here.
+    static let sessionProcedures: [any SessionProcedure.Type] = [MigrationProcedure.self, DecommissionProcedure.self]
+
     /// The procedures this appliancectl knows, by journal kind.
-    public static let procedures: [any ProcedureRules.Type] = [MigrationProcedure.self, DecommissionProcedure.self]
+    public static var procedures: [any ProcedureRules.Type] { sessionProcedures.map { $0 as any ProcedureRules.Type } }
 
     public init(
         state: StateDirectory,
@@ -63,57 +66,34 @@ public struct RunSession: Sendable {
 
     // MARK: Resume and abort
 
-    /// A journaled run opened for resume or abort: its kind's runner, with every appliance it touches locked.
-    enum OpenedRun {
-        case migrate(ProcedureRunner<MigrationProcedure>)
-        case decommission(ProcedureRunner<DecommissionProcedure>)
-    }
-
-    /// The one way `resume` and `abort` open a run: read it by its kind, lock its appliances, read its secrets
-    /// again by their names, build its procedure and runner. The locks are released after `body`.
-    func withRun<T>(_ id: String, _ body: (OpenedRun) async throws -> T) async throws -> T {
-        let journal = try journal()
-        let stored = try journal.storedRun(id)
-        var session = self
-        if session.inventory == nil { session.inventory = URL(fileURLWithPath: stored.inventory) }
-        switch stored.kind {
-        case MigrationProcedure.kind:
-            let record = try stored.typed(as: MigrationProcedure.self)
-            let locks = try RunLocks(MigrationProcedure.self, settings: record.settings, directory: state.locks)
-            defer { locks.release() }
-            let runner = try session.migrationRunner(record, journal: journal)
-            return try await body(.migrate(runner))
-        case DecommissionProcedure.kind:
-            let record = try stored.typed(as: DecommissionProcedure.self)
-            let locks = try RunLocks(DecommissionProcedure.self, settings: record.settings, directory: state.locks)
-            defer { locks.release() }
-            let password = try secrets.resolve(record.settings.passwordSecret).reveal()
-            let runner = try session.decommissionRunner(record, journal: journal, password: password)
-            return try await body(.decommission(runner))
-        default:
+    /// The procedure of a stored run's kind; an error naming the writer for a kind this version does not know.
+    func procedure(of stored: StoredRun) throws -> any SessionProcedure.Type {
+        guard let found = Self.sessionProcedures.first(where: { $0.kind == stored.kind }) else {
             throw RunListing.unknownKind(stored, known: Self.procedures)
         }
+        return found
+    }
+
+    /// The session for a journaled run: its own inventory unless `--inventory` was given.
+    func session(for stored: StoredRun) -> RunSession {
+        var session = self
+        if session.inventory == nil { session.inventory = URL(fileURLWithPath: stored.inventory) }
+        return session
     }
 
     /// `appliancectl resume RUN`: continues where the journal says the run stopped.
     public func resume(_ id: String) async throws -> RunOutcome {
-        try await withRun(id) { opened in
-            switch opened {
-            case .migrate(let runner): try await execute(runner)
-            case .decommission(let runner): try await execute(runner)
-            }
-        }
+        let journal = try journal()
+        let stored = try journal.storedRun(id)
+        return try await procedure(of: stored).resume(stored, journal: journal, session: session(for: stored))
     }
 
     /// `appliancectl abort RUN`: ends the run for good, after its procedure put back what it must. Returns what
     /// was done and the report.
     public func abort(_ id: String) async throws -> (done: [String], outcome: RunOutcome) {
-        try await withRun(id) { opened in
-            switch opened {
-            case .migrate(let runner): try await abort(runner)
-            case .decommission(let runner): try await abort(runner)
-            }
-        }
+        let journal = try journal()
+        let stored = try journal.storedRun(id)
+        return try await procedure(of: stored).abort(stored, journal: journal, session: session(for: stored))
     }
 
     func abort<P: Procedure>(_ runner: ProcedureRunner<P>) async throws -> (done: [String], outcome: RunOutcome) {
