@@ -53,7 +53,10 @@ public actor DecommissionProcedure: Procedure {
 
     let settings: DecommissionSettings
     let environment: RunEnvironment
-    var facts: StepDetail
+    /// The appliance was factory-reset (journaled as `oldReset`, as the migration's decommission does).
+    var reset: Bool
+    /// Its hostname, as `identify` read it; the reset is confirmed with it.
+    var hostname: String?
     var box: BoxClient
 
     public init(
@@ -64,7 +67,8 @@ public actor DecommissionProcedure: Procedure {
     ) throws {
         settings = record.settings
         self.environment = environment
-        self.facts = facts
+        reset = facts["oldReset"] == "yes"
+        hostname = facts["oldHostname"]
         let appliance = record.settings.appliance
         guard let address = appliance.address, let pin = appliance.pin.flatMap(TLSPin.init) else {
             throw MigrationError(
@@ -113,17 +117,17 @@ public actor DecommissionProcedure: Procedure {
         case .identify:
             let status: StatusResponse = try await session().call(.status)
             let detail = ["oldApplianceId": status.applianceId, "oldHostname": status.hostname]
-            facts.merge(detail) { $1 }
+            hostname = status.hostname
             return detail
         case .decommission:
             var decommissioner = Decommissioner(
                 box: box,
-                resetDone: facts["oldReset"] == "yes",
-                hostname: facts["oldHostname"]
+                resetDone: reset,
+                hostname: hostname
             )
             defer {
                 box = decommissioner.box
-                if decommissioner.resetDone { facts["oldReset"] = "yes" }
+                if decommissioner.resetDone { reset = true }
             }
             return try await decommissioner.run(context: context)
         }
@@ -153,7 +157,7 @@ public actor DecommissionProcedure: Procedure {
 
     public func snapshots(machine: Machine) async -> [BoxSnapshot] {
         var current = box
-        let snapshot = await BoxSnapshot.take(&current, factoryFirst: facts["oldReset"] == "yes")
+        let snapshot = await BoxSnapshot.take(&current, factoryFirst: reset)
         box = current
         return [snapshot]
     }

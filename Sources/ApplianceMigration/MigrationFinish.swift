@@ -62,7 +62,7 @@ extension MigrationProcedure {
         }
         let box = try newBox()
         let served = try await PinnedHTTPClient.fetchPeerCertificate(host: box.host, port: box.port).pin.description
-        if let expected = facts["certificatePin"] {
+        if let expected = facts.certificatePin?.description {
             items.append(ComparisonItem(item: "certificate served on \(box.address)", old: expected, new: served))
         }
         let mismatches = items.filter { !$0.matches }
@@ -96,7 +96,9 @@ extension MigrationProcedure {
     /// The cutover's result when the site address already answers from the new box; nil otherwise.
     func siteMovedAlready() async throws -> [String: String]? {
         guard let siteAddress = settings.cutover.siteAddress, let site = HostPort(siteAddress) else { return nil }
-        guard try await answersFromNew(site, id: try fact("newApplianceId")) else { return nil }
+        guard try await answersFromNew(site, id: try required(facts.newApplianceId, "newApplianceId")) else {
+            return nil
+        }
         return ["cutover": "already", "siteAddress": siteAddress, "siteMovedAt": Self.timestamp(Date())]
     }
 
@@ -105,7 +107,7 @@ extension MigrationProcedure {
             return ["cutover": "none"]
         }
         let box = try newBox()
-        let newId = try fact("newApplianceId")
+        let newId = try required(facts.newApplianceId, "newApplianceId")
         if let moved = try await siteMovedAlready() { return moved }
         // The old box lets go of the site address first, so the two never answer on it at once.
         let oldConnection = try await oldSession()
@@ -113,7 +115,7 @@ extension MigrationProcedure {
         if let entry = oldNetwork.addresses.first(where: { $0.address == site.host }), entry.enabled {
             // Journaled first: a failure from here on enables it again (the old box serves as before).
             try context.journal(["oldReleasedAddressId": "\(entry.id)"])
-            facts["oldReleasedAddressId"] = "\(entry.id)"
+            facts.oldReleasedAddressId = "\(entry.id)"
             try await oldConnection.perform(
                 .updateAddress,
                 parameters: ["id": "\(entry.id)"],
@@ -126,7 +128,7 @@ extension MigrationProcedure {
                 )
             )
             // The old box closes its listener shortly after answering; the new one cannot bind the address before.
-            let oldId = try fact("oldApplianceId")
+            let oldId = try required(facts.oldApplianceId, "oldApplianceId")
             let released = try await waitUntil(tries: 101, every: .milliseconds(100)) {
                 await whoAnswers(site)?.id != oldId
             }
@@ -161,7 +163,7 @@ extension MigrationProcedure {
                 )
                 entry = added.address
             }
-            if let entry, let certificateId = facts["certificateId"].flatMap(Int64.init),
+            if let entry, let certificateId = facts.certificateId,
                 entry.certificateId != certificateId
             {
                 try await connection.perform(
@@ -195,7 +197,7 @@ extension MigrationProcedure {
 
     func answersFromNew(_ site: HostPort, id: String) async throws -> Bool {
         guard let answer = await whoAnswers(site) else { return false }
-        let expectedPin = facts["certificatePin"] ?? (try? newBox().pin.description)
+        let expectedPin = facts.certificatePin?.description ?? (try? newBox().pin.description)
         return answer.id == id && answer.pin == expectedPin
     }
 
@@ -247,12 +249,12 @@ extension MigrationProcedure {
         defer { old = box }
         var decommissioner = Decommissioner(
             box: box,
-            resetDone: facts["oldReset"] == "yes",
-            hostname: facts["oldHostname"]
+            resetDone: facts.oldReset,
+            hostname: facts.oldHostname
         )
         defer {
             box = decommissioner.box
-            if decommissioner.resetDone { facts["oldReset"] = "yes" }
+            if decommissioner.resetDone { facts.oldReset = true }
         }
         return try await decommissioner.run(context: context)
     }

@@ -44,7 +44,7 @@ extension MigrationProcedure {
             return .nothing
         }
         if let site = settings.cutover.siteAddress.flatMap(HostPort.init),
-            let newId = facts["newApplianceId"], (try? await answersFromNew(site, id: newId)) == true
+            let newId = facts.newApplianceId, (try? await answersFromNew(site, id: newId)) == true
         {
             return .nothing  // the site already answers from the new box: the old one must stay closed
         }
@@ -63,7 +63,7 @@ extension MigrationProcedure {
     /// Maintenance off on the old box, and the site address it let go of enabled again if nothing serves it.
     func thaw() async throws {
         let connection = try await oldSession()
-        if let id = facts["oldReleasedAddressId"],
+        if let id = facts.oldReleasedAddressId,
             let site = settings.cutover.siteAddress.flatMap(HostPort.init),
             await whoAnswers(site) == nil
         {
@@ -98,7 +98,7 @@ extension MigrationProcedure {
                     + "finish with `appliancectl resume \(runId)`"
             )
         }
-        if let site = settings.cutover.siteAddress.flatMap(HostPort.init), let newId = facts["newApplianceId"],
+        if let site = settings.cutover.siteAddress.flatMap(HostPort.init), let newId = facts.newApplianceId,
             (try? await answersFromNew(site, id: newId)) == true
         {
             throw MigrationError(

@@ -33,7 +33,7 @@ public actor MigrationProcedure: Procedure {
     let services: MigrationServices
     let environment: RunEnvironment
     /// What done steps found, later ones winning.
-    var facts: StepDetail
+    var facts: MigrationFacts
     var old: BoxClient
     var new: BoxClient?
 
@@ -53,7 +53,8 @@ public actor MigrationProcedure: Procedure {
         self.secrets = secrets
         self.services = services
         self.environment = environment
-        self.facts = facts
+        let known = MigrationFacts(facts)
+        self.facts = known
         guard let oldAddress = settings.old.address, let oldPin = settings.old.pin.flatMap(TLSPin.init) else {
             throw MigrationError(
                 .preflight,
@@ -63,11 +64,11 @@ public actor MigrationProcedure: Procedure {
         old = try BoxClient(
             name: settings.old.name,
             address: oldAddress,
-            pin: TLSPin(facts["oldPin"] ?? "") ?? oldPin,
+            pin: known.oldPin ?? oldPin,
             passwords: [secrets.oldPassword]
         )
-        if let address = facts["newAddress"] ?? settings.new.address,
-            let pin = TLSPin(facts["newPin"] ?? settings.new.pin ?? "")
+        if let address = known.newAddress ?? settings.new.address,
+            let pin = known.newPin ?? settings.new.pin.flatMap(TLSPin.init)
         {
             new = try BoxClient(
                 name: settings.new.name,
@@ -75,7 +76,7 @@ public actor MigrationProcedure: Procedure {
                 pin: pin,
                 passwords: [secrets.newPassword, secrets.oldPassword]
             )
-            if let certificatePin = facts["certificatePin"].flatMap(TLSPin.init) {
+            if let certificatePin = known.certificatePin {
                 new?.acceptablePins = [certificatePin]
             }
         }
@@ -85,7 +86,7 @@ public actor MigrationProcedure: Procedure {
 
     public func perform(_ step: MigrationStep, context: StepContext) async throws -> StepDetail {
         let detail = try await whileBusy { try await self.performOnce(step, context: context) }
-        facts.merge(detail) { $1 }
+        facts.learn(detail)
         return detail
     }
 
@@ -94,7 +95,7 @@ public actor MigrationProcedure: Procedure {
     public func reconcile(_ step: MigrationStep, context: StepContext) async throws -> Reconciliation {
         let observed = try await whileBusy { try await self.observe(step) }
         guard let observed else { return .redo }
-        facts.merge(observed) { $1 }
+        facts.learn(observed)
         return .finished(observed)
     }
 
@@ -110,7 +111,7 @@ public actor MigrationProcedure: Procedure {
     public func snapshots(machine: MigrationMachine) async -> [BoxSnapshot] {
         // Ask for the factory password first only where it is expected, so no snapshot costs a failed login.
         var oldBox = old
-        var result = [await BoxSnapshot.take(&oldBox, factoryFirst: facts["oldReset"] == "yes")]
+        var result = [await BoxSnapshot.take(&oldBox, factoryFirst: facts.oldReset)]
         if var box = new {
             result.append(await BoxSnapshot.take(&box, factoryFirst: !machine.isDone(.install)))
         } else {
@@ -185,9 +186,10 @@ public actor MigrationProcedure: Procedure {
         return try await box.session()
     }
 
-    func fact(_ key: String) throws -> String {
-        guard let value = facts[key] else {
-            throw MigrationError(.journal, "the journal of run \(runId) lacks \(key); start a new run")
+    /// A fact an earlier step must have found; its absence means a journal this run cannot go on from.
+    func required<T>(_ value: T?, _ name: String) throws -> T {
+        guard let value else {
+            throw MigrationError(.journal, "the journal of run \(runId) lacks \(name); start a new run")
         }
         return value
     }

@@ -75,13 +75,13 @@ extension MigrationProcedure {
     func assignAddress() async throws -> [String: String] {
         var detail: [String: String] = [:]
         // Assigning the certificate changes the key the box presents from the next handshake on.
-        if let certificatePin = facts["certificatePin"].flatMap(TLSPin.init) {
+        if let certificatePin = facts.certificatePin {
             new?.acceptablePins = [certificatePin]
         }
         var connection = try await newSession()
         var network: NetworkResponse = try await connection.call(.network)
         if settings.hostnameFromOld {
-            let hostname = try fact("oldHostname")
+            let hostname = try required(facts.oldHostname, "oldHostname")
             if network.settings.hostname != hostname {
                 var settings = network.settings
                 settings.hostname = hostname
@@ -90,8 +90,8 @@ extension MigrationProcedure {
             }
             detail["newHostname"] = hostname
         }
-        guard facts["certificate"] != "factory" else { return detail }
-        let certificateId = try fact("certificateId")
+        guard facts.certificate != "factory" else { return detail }
+        let certificateId = String(try required(facts.certificateId, "certificateId"))
         let entry = try newAddressEntry(network)
         if entry.certificateId.map(String.init) != certificateId {
             try await connection.perform(

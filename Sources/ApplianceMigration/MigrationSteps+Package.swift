@@ -10,7 +10,7 @@ extension MigrationProcedure {
     // MARK: 5 Package
 
     func installPackage() async throws -> [String: String] {
-        let wanted = try fact("oldSiteVersion")
+        let wanted = try required(facts.oldSiteVersion, "oldSiteVersion")
         var connection = try await newSession()
         var status: StatusResponse = try await connection.call(.status)
         if status.software.siteVersion == wanted { return ["siteVersion": wanted, "installed": "none needed"] }
@@ -132,7 +132,7 @@ extension MigrationProcedure {
             return ["restored": "already"]
         }
         let connection = try await newSession()
-        let file = try fact("backupFile")
+        let file = try required(facts.backupFile, "backupFile")
         let size = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? NSNumber)?.int64Value
         let label = "restore into \(settings.new.name)"
         let result = try await connection.restore(

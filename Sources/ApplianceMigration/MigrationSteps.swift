@@ -161,7 +161,7 @@ extension MigrationProcedure {
         let connection = try await newSession()
         let status: StatusResponse = try await connection.call(.status)
         // Before anything is copied: the site must fit (a factory-fresh target could not be asked in pre-flight).
-        if let siteBytes = facts["siteBytes"].flatMap(Int64.init),
+        if let siteBytes = facts.siteBytes,
             let problem = roomProblem(status, siteBytes: siteBytes)
         {
             throw MigrationError(.appliance, problem)
@@ -180,7 +180,7 @@ extension MigrationProcedure {
     /// download is renamed into place, so a file here is whole; it is proven before it is trusted.
     func provenBackup() throws -> BackupVerification? {
         let file = backupFile.path
-        let oldId = try fact("oldApplianceId")
+        let oldId = try required(facts.oldApplianceId, "oldApplianceId")
         guard FileManager.default.fileExists(atPath: file),
             let proven = try? BackupVerifier.verify(file: file, password: secrets.backupPassword),
             proven.manifest.applianceId == oldId
@@ -190,7 +190,7 @@ extension MigrationProcedure {
 
     func backup() async throws -> [String: String] {
         let file = backupFile.path
-        let oldId = try fact("oldApplianceId")
+        let oldId = try required(facts.oldApplianceId, "oldApplianceId")
         if let proven = try provenBackup() {
             environment.events(.note("the backup downloaded before the interruption is intact; not downloading again"))
             return backupFacts(proven)
