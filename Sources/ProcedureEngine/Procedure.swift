@@ -87,6 +87,12 @@ public enum Reconciliation: Sendable, Equatable {
 /// A procedure with its live parts: per step a `perform` and a `reconcile`, and the snapshots the report shows.
 ///
 /// The runner alone journals intent and outcome, resumes, asks, reports and locks; a procedure only acts.
+///
+/// Adding one (e.g. an upgrade of a failover pair) takes no change here or in `ProcedureRunner`: an actor that
+/// conforms, with a step enum (cases may carry data: `.upgrade(box: "b")`, named `upgrade-b` in the journal and
+/// in crash points), its settings, its rules as static members (tested on `ProcedureMachine` values alone), and
+/// its `perform`/`reconcile`; then an entry in the application's list of procedures (appliancectl's is
+/// `RunSession.sessionProcedures`), so `run`, `resume`, `abort` and `runs` know its kind.
 public protocol Procedure: ProcedureRules, Actor {
     /// What the report keeps of one appliance, before and after.
     associatedtype Snapshot: Codable & Sendable
