@@ -64,16 +64,32 @@ let package = Package(
         ),
         .target(
             name: "ApplianceProvisioning",
-            dependencies: ["Libvirt", "ApplianceTemplates", "ApplianceClient", "ApplianceAPI", "ProcessSpawn"],
+            dependencies: [
+                "Libvirt", "ApplianceTemplates", "ApplianceClient", "ApplianceAPI", "ApplianceInventory",
+                "ProcessSpawn",
+            ],
             swiftSettings: strictSettings
         ),
         .target(
             name: "ProcessSpawn",
             swiftSettings: strictSettings
         ),
+        // One engine for every procedure (migrate, decommission, upgrades): journal, resume, confirmations,
+        // events, crash points, reports and locks. Knows no appliance API.
+        .target(
+            name: "ProcedureEngine",
+            dependencies: [
+                "ApplianceInventory",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // The procedures on appliances (migrate, decommission) and the sessions that open their runs.
         .target(
             name: "ApplianceMigration",
             dependencies: [
+                "ProcedureEngine",
+                "ApplianceProvisioning",
                 "ProcessSpawn",
                 "ApplianceAPI",
                 "ApplianceInventory",
@@ -81,7 +97,6 @@ let package = Package(
                 "ApplianceCrypto",
                 "BackupFormat",
                 "SoftwarePackages",
-                .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: strictSettings
         ),
@@ -176,6 +191,7 @@ let package = Package(
                 "ApplianceImage",
                 "ApplianceInventory",
                 "ApplianceMigration",
+                "ProcedureEngine",
                 "ApplianceProvisioning",
                 "ApplianceTemplates",
                 "Libvirt",
@@ -217,7 +233,16 @@ let package = Package(
         .testTarget(
             name: "ApplianceMigrationTests",
             dependencies: [
-                "ApplianceMigration", "ApplianceInventory", "ApplianceClient", "ApplianceAPI", "BackupFormat",
+                "ApplianceMigration", "ProcedureEngine", "ApplianceInventory", "ApplianceClient", "ApplianceAPI",
+                "BackupFormat", .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "ProcedureEngineTests",
+            dependencies: [
+                "ProcedureEngine",
+                .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: strictSettings
         ),

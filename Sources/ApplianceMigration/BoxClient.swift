@@ -1,6 +1,8 @@
 import ApplianceAPI
 public import ApplianceClient
+import ApplianceInventory
 import Foundation
+import ProcedureEngine
 
 /// One appliance of a migration: where it is, the key it must present, and the passwords that may open it.
 ///

@@ -1,7 +1,9 @@
 import ApplianceAPI
 import ApplianceClient
 import ApplianceCrypto
+import ApplianceInventory
 import Foundation
+import ProcedureEngine
 import Synchronization
 
 /// Moves stored files or recordings from one appliance to another (X2): only what the target lacks (same name and
@@ -14,7 +16,7 @@ struct FileMover {
     let from: ApplianceConnection
     let to: ApplianceConnection
     let staging: URL
-    let environment: MigrationEnvironment
+    let environment: RunEnvironment
 
     func move(list: Endpoint, get: Endpoint, put: Endpoint, what: String) async throws -> (count: Int, bytes: Int64) {
         let source: [StoredFileInfo] = try await from.call(list)

@@ -2,6 +2,7 @@ public import ApplianceAPI
 import ApplianceClient
 import ApplianceInventory
 import Foundation
+import ProcedureEngine
 import ProcessSpawn
 
 /// One line of the verification: what was compared, on both boxes.
@@ -38,7 +39,7 @@ public struct ComparisonItem: Codable, Sendable, Equatable {
     }
 }
 
-extension MigrationRunner {
+extension MigrationProcedure {
     // MARK: Verify
 
     func verify() async throws -> [String: String] {
@@ -56,24 +57,24 @@ extension MigrationRunner {
                 new: newStatus.software.siteVersion
             )
         )
-        if record.settings.hostnameFromOld {
+        if settings.hostnameFromOld {
             items.append(ComparisonItem(item: "hostname", old: oldStatus.hostname, new: newStatus.hostname))
         }
         let box = try newBox()
         let served = try await PinnedHTTPClient.fetchPeerCertificate(host: box.host, port: box.port).pin.description
-        if let expected = facts["certificatePin"] {
+        if let expected = facts.certificatePin?.description {
             items.append(ComparisonItem(item: "certificate served on \(box.address)", old: expected, new: served))
         }
         let mismatches = items.filter { !$0.matches }
         guard mismatches.isEmpty else {
             throw MigrationError(
                 .verification,
-                "\(record.settings.new.name) does not hold what \(old.name) holds: "
+                "\(settings.new.name) does not hold what \(old.name) holds: "
                     + mismatches.map { "\($0.item) \($0.old) ≠ \($0.new)" }.joined(separator: "; ")
-                    + ". Nothing destructive ran. `appliancectl resume \(record.id)` freezes \(old.name) again and "
-                    + "copies anew from a new backup; if the same items differ again, \(record.settings.new.name) "
+                    + ". Nothing destructive ran. `appliancectl resume \(runId)` freezes \(old.name) again and "
+                    + "copies anew from a new backup; if the same items differ again, \(settings.new.name) "
                     + "does not keep what it is given (see its log): end the run with `appliancectl abort "
-                    + "\(record.id)`"
+                    + "\(runId)`"
             )
         }
         var result = [
@@ -81,7 +82,7 @@ extension MigrationRunner {
             "comparison": (try? Journal.json(items)) ?? "",
             "oldApplianceId": oldStatus.applianceId,
         ]
-        if record.plan.contains(.freeze) && !record.plan.contains(.cutover) {
+        if plan.contains(.freeze) && !plan.contains(.cutover) {
             // No cutover: the site stays on the old box, which serves again; the new one holds it as of the freeze.
             try await thaw()
             result["thawedAt"] = Self.timestamp(Date())
@@ -92,29 +93,29 @@ extension MigrationRunner {
 
     // MARK: Cutover (P5)
 
-    func cutover() async throws -> [String: String] {
-        guard let siteAddress = record.settings.cutover.siteAddress, let site = HostPort(siteAddress) else {
+    /// The cutover's result when the site address already answers from the new box; nil otherwise.
+    func siteMovedAlready() async throws -> [String: String]? {
+        guard let siteAddress = settings.cutover.siteAddress, let site = HostPort(siteAddress) else { return nil }
+        guard try await answersFromNew(site, id: try required(facts.newApplianceId, "newApplianceId")) else {
+            return nil
+        }
+        return ["cutover": "already", "siteAddress": siteAddress, "siteMovedAt": Self.timestamp(Date())]
+    }
+
+    func cutover(context: StepContext) async throws -> [String: String] {
+        guard let siteAddress = settings.cutover.siteAddress, let site = HostPort(siteAddress) else {
             return ["cutover": "none"]
         }
         let box = try newBox()
-        let newId = try fact("newApplianceId")
-        if try await answersFromNew(site, id: newId) {
-            return ["cutover": "already", "siteAddress": siteAddress, "siteMovedAt": Self.timestamp(Date())]
-        }
+        let newId = try required(facts.newApplianceId, "newApplianceId")
+        if let moved = try await siteMovedAlready() { return moved }
         // The old box lets go of the site address first, so the two never answer on it at once.
         let oldConnection = try await oldSession()
         let oldNetwork: NetworkResponse = try await oldConnection.call(.network)
         if let entry = oldNetwork.addresses.first(where: { $0.address == site.host }), entry.enabled {
             // Journaled first: a failure from here on enables it again (the old box serves as before).
-            try note(
-                JournalEntry(
-                    runId: record.id,
-                    step: .cutover,
-                    phase: .intent,
-                    detail: ["oldReleasedAddressId": "\(entry.id)"]
-                )
-            )
-            facts["oldReleasedAddressId"] = "\(entry.id)"
+            try context.journal(["oldReleasedAddressId": "\(entry.id)"])
+            facts.oldReleasedAddressId = "\(entry.id)"
             try await oldConnection.perform(
                 .updateAddress,
                 parameters: ["id": "\(entry.id)"],
@@ -127,7 +128,7 @@ extension MigrationRunner {
                 )
             )
             // The old box closes its listener shortly after answering; the new one cannot bind the address before.
-            let oldId = try fact("oldApplianceId")
+            let oldId = try required(facts.oldApplianceId, "oldApplianceId")
             let released = try await waitUntil(tries: 101, every: .milliseconds(100)) {
                 await whoAnswers(site)?.id != oldId
             }
@@ -140,8 +141,8 @@ extension MigrationRunner {
             }
             environment.events(.note("\(old.name) no longer answers on \(site.host)"))
         }
-        environment.crash(at: "cutover:released")
-        switch record.settings.cutover {
+        context.crash(at: "cutover:released")
+        switch settings.cutover {
         case .none:
             break
         case .sharedIP:
@@ -162,7 +163,7 @@ extension MigrationRunner {
                 )
                 entry = added.address
             }
-            if let entry, let certificateId = facts["certificateId"].flatMap(Int64.init),
+            if let entry, let certificateId = facts.certificateId,
                 entry.certificateId != certificateId
             {
                 try await connection.perform(
@@ -180,7 +181,7 @@ extension MigrationRunner {
         guard moved else {
             throw MigrationError(
                 .cutover,
-                "\(siteAddress) does not answer from \(record.settings.new.name) (id \(newId)) after the cutover; "
+                "\(siteAddress) does not answer from \(settings.new.name) (id \(newId)) after the cutover; "
                     + "check the hook or the network, then run resume"
             )
         }
@@ -196,7 +197,7 @@ extension MigrationRunner {
 
     func answersFromNew(_ site: HostPort, id: String) async throws -> Bool {
         guard let answer = await whoAnswers(site) else { return false }
-        let expectedPin = facts["certificatePin"] ?? (try? newBox().pin.description)
+        let expectedPin = facts.certificatePin?.description ?? (try? newBox().pin.description)
         return answer.id == id && answer.pin == expectedPin
     }
 
@@ -243,77 +244,18 @@ extension MigrationRunner {
 
     // MARK: Decommission (P6)
 
-    func decommission() async throws -> [String: String] {
-        var resetDone = facts["oldReset"] == "yes"
-        if !resetDone {
-            // Was it reset before an interruption? Then it answers with a new factory key and password.
-            let (observed, _) = try await PinnedHTTPClient.fetchPeerCertificate(host: old.host, port: old.port)
-            if observed != old.pin {
-                var box = old
-                box.acceptablePins = [observed]
-                resetDone = try await box.hasFactoryPassword()
-                old = box
-                if !resetDone {
-                    throw MigrationError(.appliance, "\(old.name) presents an unknown key; check it by hand")
-                }
-            }
-        }
-        if !resetDone {
-            let connection = try await oldSession()
-            let status: StatusResponse = try await connection.call(.status)
-            let hostname = facts["oldHostname"] ?? status.hostname
-            // One request: a factory-fresh box answers nothing but the password change, so it is told now.
-            try await connection.perform(
-                .factoryReset,
-                body: FactoryResetRequest(confirmHostname: hostname, powerOff: true)
-            )
-            environment.events(.note("\(old.name) factory-reset; powering off"))
-        }
-        try note(
-            JournalEntry(runId: record.id, step: .decommission, phase: .intent, detail: ["oldReset": "yes"])
+    func decommission(context: StepContext) async throws -> [String: String] {
+        var box = old
+        defer { old = box }
+        var decommissioner = Decommissioner(
+            box: box,
+            resetDone: facts.oldReset,
+            hostname: facts.oldHostname
         )
-        facts["oldReset"] = "yes"
-        environment.crash(at: "decommission:reset")
-        if try await !waitUntilStopped() {
-            // Reset but still up (it restarted before powering off): factory-fresh now, so it takes a password
-            // change, then the reset with power-off again.
-            try await resetAgainAndPowerOff()
-            guard try await waitUntilStopped() else {
-                throw MigrationError(.appliance, "\(old.name) was reset but still answers; shut it down by hand")
-            }
+        defer {
+            box = decommissioner.box
+            if decommissioner.resetDone { facts.oldReset = true }
         }
-        environment.events(.note("\(old.name) shut down"))
-        return ["oldReset": "yes", "oldShutdown": "yes"]
-    }
-
-    func waitUntilStopped() async throws -> Bool {
-        let host = old.host
-        let port = old.port
-        return try await waitUntil(tries: 60, every: .milliseconds(500)) {
-            (try? await PinnedHTTPClient.fetchPeerCertificate(host: host, port: port, connectTimeout: .seconds(2)))
-                == nil
-        }
-    }
-
-    func resetAgainAndPowerOff() async throws {
-        let (observed, _) = try await PinnedHTTPClient.fetchPeerCertificate(host: old.host, port: old.port)
-        let connection = ApplianceConnection(host: old.host, port: old.port, pin: observed)
-        let login = try await connection.login(username: "admin", password: "password")
-        guard login.passwordChangeRequired else {
-            throw MigrationError(.appliance, "\(old.name) still answers and is not factory-fresh; check it by hand")
-        }
-        let temporary = "Decommission-" + UUID().uuidString
-        try await connection.authenticated(login.token).perform(
-            .changePassword,
-            body: ChangePasswordRequest(currentPassword: "password", newPassword: temporary)
-        )
-        let session = connection.authenticated(
-            try await connection.login(username: "admin", password: temporary).token
-        )
-        let status: StatusResponse = try await session.call(.status)
-        try await session.perform(
-            .factoryReset,
-            body: FactoryResetRequest(confirmHostname: status.hostname, powerOff: true)
-        )
+        return try await decommissioner.run(context: context)
     }
 }

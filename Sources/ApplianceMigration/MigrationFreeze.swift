@@ -2,8 +2,9 @@ import ApplianceAPI
 import ApplianceClient
 import ApplianceInventory
 import Foundation
+public import ProcedureEngine
 
-extension MigrationRunner {
+extension MigrationProcedure {
     /// What a client of the old box reads while the site moves.
     static let freezeReason = "the site is moving to a new appliance; try again after the cutover"
 
@@ -36,40 +37,34 @@ extension MigrationRunner {
     }
 
     /// After a failure, a refusal or an unconfirmed step before the site moved: the old box serves again exactly
-    /// as before (maintenance off, a released site address enabled again), and the site-copying steps are
-    /// marked to run again. Returns what the operator must do by hand if that did not work.
-    func thawAfterFailure(_ failure: any Error) async -> String? {
-        guard record.plan.contains(.freeze), machine.status[.freeze] != .pending, !machine.isDone(.cutover) else {
-            return nil
+    /// as before (maintenance off, a released site address enabled again), and the freeze is reverted, so the
+    /// site-copying steps run again. Returns what the operator must do by hand if that did not work.
+    public func recover(after failure: any Error, machine: MigrationMachine) async -> Recovery<MigrationStep> {
+        guard plan.contains(.freeze), machine.status[.freeze] != .pending, !machine.isDone(.cutover) else {
+            return .nothing
         }
-        if let site = record.settings.cutover.siteAddress.flatMap(HostPort.init),
-            let newId = facts["newApplianceId"], (try? await answersFromNew(site, id: newId)) == true
+        if let site = settings.cutover.siteAddress.flatMap(HostPort.init),
+            let newId = facts.newApplianceId, (try? await answersFromNew(site, id: newId)) == true
         {
-            return nil  // the site already answers from the new box: the old one must stay closed
+            return .nothing  // the site already answers from the new box: the old one must stay closed
         }
         do {
             try await thaw()
-            try note(
-                JournalEntry(
-                    runId: record.id,
-                    step: .freeze,
-                    phase: .reverted,
-                    detail: ["thawedAt": Self.timestamp(Date()), "error": "\(failure)"]
-                )
-            )
             environment.events(.note("\(old.name) serves again as before (maintenance off)"))
-            return nil
+            return .reverted(.freeze, ["thawedAt": Self.timestamp(Date()), "error": "\(failure)"])
         } catch {
-            return "\(old.name) could not be taken out of maintenance (\(error)); run `appliancectl maintenance "
-                + "\(old.address) off` once it answers"
+            return .manual(
+                "\(old.name) could not be taken out of maintenance (\(error)); run `appliancectl maintenance "
+                    + "\(old.address) off` once it answers"
+            )
         }
     }
 
     /// Maintenance off on the old box, and the site address it let go of enabled again if nothing serves it.
     func thaw() async throws {
         let connection = try await oldSession()
-        if let id = facts["oldReleasedAddressId"],
-            let site = record.settings.cutover.siteAddress.flatMap(HostPort.init),
+        if let id = facts.oldReleasedAddressId,
+            let site = settings.cutover.siteAddress.flatMap(HostPort.init),
             await whoAnswers(site) == nil
         {
             let network: NetworkResponse = try await connection.call(.network)
@@ -92,54 +87,36 @@ extension MigrationRunner {
 
     // MARK: Abort
 
-    /// `appliancectl abort RUN`: ends the run for good. The old box serves again as before; refused once the
-    /// site answers from the new box (the old one then must not take writes again). Returns what was done.
-    public func abort() async throws -> [String] {
-        guard !machine.aborted else {
-            throw MigrationError(.refused, "run \(record.id) was already aborted; start a new run")
-        }
-        guard machine.next() != .finished else {
-            throw MigrationError(.refused, "run \(record.id) is finished; there is nothing to abort")
-        }
-        let newName = record.settings.new.name
-        if machine.isDone(.cutover) && record.plan.contains(.cutover) {
+    /// `appliancectl abort RUN`: the old box serves again as before; refused once the site answers from the new
+    /// box (the old one then must not take writes again). Returns what was done.
+    public func abort(machine: MigrationMachine) async throws -> [String] {
+        let newName = settings.new.name
+        if machine.isDone(.cutover) && plan.contains(.cutover) {
             throw MigrationError(
                 .refused,
-                "the site already moved to \(newName) in run \(record.id), so \(old.name) must not serve it again; "
-                    + "finish with `appliancectl resume \(record.id)`"
+                "the site already moved to \(newName) in run \(runId), so \(old.name) must not serve it again; "
+                    + "finish with `appliancectl resume \(runId)`"
             )
         }
-        if let site = record.settings.cutover.siteAddress.flatMap(HostPort.init), let newId = facts["newApplianceId"],
+        if let site = settings.cutover.siteAddress.flatMap(HostPort.init), let newId = facts.newApplianceId,
             (try? await answersFromNew(site, id: newId)) == true
         {
             throw MigrationError(
                 .refused,
                 "\(site.host):\(site.port) already answers from \(newName); finish with `appliancectl resume "
-                    + "\(record.id)`, or point the site back at \(old.name) by hand first"
+                    + "\(runId)`, or point the site back at \(old.name) by hand first"
             )
         }
         var done: [String] = []
-        if record.plan.contains(.freeze) && machine.status[.freeze] != .pending {
+        if plan.contains(.freeze) && machine.status[.freeze] != .pending {
             try await thaw()
             done.append("\(old.name) serves again as before (maintenance off)")
         }
-        try note(
-            JournalEntry(
-                runId: record.id,
-                step: record.plan.first { !machine.isDone($0) } ?? .preflight,
-                phase: .aborted,
-                detail: ["abortedAt": Self.timestamp(Date())]
-            )
+        done.append(
+            machine.isDone(.install)
+                ? "\(newName) is left as it is (see the report); remove or factory-reset it when no longer needed"
+                : "\(newName) was not created"
         )
-        if record.plan != [.decommission] {
-            done.append(
-                machine.isDone(.install)
-                    ? "\(newName) is left as it is (see the report); remove or factory-reset it when no longer needed"
-                    : "\(newName) was not created"
-            )
-        }
         return done
     }
-
-    static func timestamp(_ date: Date) -> String { APICoding.formatDate(date) }
 }

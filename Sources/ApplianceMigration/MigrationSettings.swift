@@ -63,14 +63,16 @@ public struct MigrationSettings: Codable, Sendable, Equatable {
     }
 
     /// The steps a migration with these settings runs.
-    public var plan: [MigrationStep] {
-        MigrationStep.allCases.filter { step in
-            switch step {
-            case .cutover: cutover != .none
-            case .decommission: decommission
-            default: true
-            }
-        }
+    public var plan: [MigrationStep] { MigrationProcedure.plan(for: self) }
+
+    /// Reads the secrets this run needs by their names; fails naming the first missing one.
+    public func secrets(from source: SecretSource) throws -> MigrationSecrets {
+        MigrationSecrets(
+            oldPassword: try source.resolve(oldPasswordSecret).reveal(),
+            newPassword: try source.resolve(newPasswordSecret).reveal(),
+            backupPassword: try source.resolve(backupPasswordSecret).reveal(),
+            certificatePassphrase: try certificatePassphraseSecret.map { try source.resolve($0).reveal() }
+        )
     }
 }
 

@@ -1,5 +1,6 @@
 import ApplianceAPI
 import ApplianceClient
+import ApplianceInventory
 import ArgumentParser
 import Foundation
 
@@ -34,7 +35,7 @@ struct BoxOptions: ParsableArguments {
     }
 
     var pinStore: PinStore {
-        PinStore(directory: StateHome.directory(stateDir))
+        PinStore(directory: StateDirectory(stateDir).url)
     }
 
     /// Connects, checking the recorded pin or recording it at first contact.

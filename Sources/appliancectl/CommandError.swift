@@ -51,10 +51,7 @@ enum ExitStatus {
     /// Whether an error is a refusal by a safety rule rather than a failure.
     static func isRefusal(_ error: any Error) -> Bool {
         if let error = error as? CommandError { return error.code == .refused }
-        if let error = error as? MigrationError {
-            return [.refused, .declined, .preflight].contains(error.code)
-        }
-        return false
+        return RunSession.isRefusal(error)
     }
 
     /// Runs a parsed command and exits with the code its outcome maps to. Only parsing and `validate()` (before

@@ -38,11 +38,11 @@ struct InventoryOptions: ParsableArguments {
         try Inventory.load(from: inventoryFile)
     }
 
-    var stateDirectory: URL {
-        StateHome.directory(stateDir)
+    var stateDirectory: StateDirectory {
+        StateDirectory(stateDir)
     }
 
-    var pinStore: PinStore { PinStore(directory: stateDirectory) }
+    var pinStore: PinStore { PinStore(directory: stateDirectory.url) }
 
     func secretSource() throws -> SecretSource {
         try SecretSource(secretsFile: secrets.map { URL(fileURLWithPath: $0) })
@@ -64,11 +64,7 @@ struct InventoryOptions: ParsableArguments {
 
     /// The hypervisor an appliance lives on, with `--connect` applied.
     func target(for hypervisor: ApplianceInventory.Hypervisor) -> HypervisorTarget {
-        var uri: String?
-        if case .uri(let configured) = hypervisor.uri { uri = configured }
-        var network: String?
-        if case .libvirt(let name) = hypervisor.network { network = name }
-        return HypervisorTarget(name: hypervisor.name, uri: connect ?? uri, pool: hypervisor.pool, network: network)
+        InventoryProvisioner.target(for: hypervisor, connect: connect)
     }
 }
 
@@ -100,7 +96,7 @@ struct ImageOptions: ParsableArguments {
         }
     }
 
-    func recipe(stateDirectory: URL) throws -> ImageRecipe {
+    func recipe(stateDirectory: StateDirectory) throws -> ImageRecipe {
         let binary =
             applianced
             ?? URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
@@ -108,12 +104,12 @@ struct ImageOptions: ParsableArguments {
         guard FileManager.default.isExecutableFile(atPath: binary) else {
             throw CommandError("no applianced binary at \(binary); build it (swift build) or give --applianced PATH")
         }
-        let cache = imageCache.map { URL(fileURLWithPath: $0) } ?? stateDirectory.appendingPathComponent("images")
+        let cache = imageCache.map { URL(fileURLWithPath: $0) } ?? stateDirectory.images
         return ImageRecipe(applianced: URL(fileURLWithPath: binary), cacheRoot: cache)
     }
 
     /// Builds the image, or finds it in the cache.
-    func build(stateDirectory: URL, quiet: Bool = false) throws -> BuiltImage {
+    func build(stateDirectory: StateDirectory, quiet: Bool = false) throws -> BuiltImage {
         try recipe(stateDirectory: stateDirectory).build { line in
             if !quiet { Terminal.note("image: \(line)") }
         }

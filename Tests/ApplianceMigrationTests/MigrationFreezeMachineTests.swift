@@ -1,4 +1,5 @@
 import Foundation
+import ProcedureEngine
 import Testing
 
 @testable import ApplianceMigration
@@ -9,19 +10,19 @@ import Testing
 
     @Test func theBackupNeedsTheFreeze() {
         // A journal where the freeze never finished cannot move on to the backup.
-        let machine = MigrationMachine(
-            plan: M.full,
-            entries: M.done([.preflight, .install]) + [M.entry(.freeze, .intent), M.entry(.freeze, .failed)]
+        let machine = M.machine(
+            M.full,
+            M.done([.preflight, .install]) + [M.entry(.freeze, .intent), M.entry(.freeze, .failed)]
         )
         #expect(machine.next() == .reconcile(.freeze))
-        #expect(machine.refusal(for: .backup) != nil)
+        #expect(MigrationProcedure.refusal(for: .backup, in: machine) != nil)
     }
 
     @Test func aLiftedFreezeMakesTheSiteCopyingStepsRunAgain() {
         let copied: [MigrationStep] = [.preflight, .install, .freeze, .backup, .certificate, .address, .package]
-        let machine = MigrationMachine(
-            plan: M.full,
-            entries: M.done(copied + [.restore, .transfer]) + [
+        let machine = M.machine(
+            M.full,
+            M.done(copied + [.restore, .transfer]) + [
                 M.entry(.verify, .intent), M.entry(.verify, .failed, ["error": "history rows 10 ≠ 9"]),
                 M.entry(.freeze, .reverted, ["error": "history rows 10 ≠ 9"]),
             ]
@@ -43,9 +44,9 @@ import Testing
     }
 
     @Test func anAbortedRunRefusesEverything() {
-        let machine = MigrationMachine(
-            plan: M.full,
-            entries: M.done([.preflight, .install, .freeze]) + [M.entry(.backup, .aborted)]
+        let machine = M.machine(
+            M.full,
+            M.done([.preflight, .install, .freeze]) + [M.entry(.backup, .aborted)]
         )
         guard case .refuse(_, let reason) = machine.next() else {
             Issue.record("an aborted run went on: \(machine.next())")

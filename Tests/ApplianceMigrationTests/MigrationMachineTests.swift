@@ -3,23 +3,37 @@ import Foundation
 import Testing
 
 @testable import ApplianceMigration
+@testable import ProcedureEngine
 
 /// The transition logic alone: journal entries in, decisions out, no I/O.
 @Suite struct MigrationMachineTests {
     static let full = MigrationStep.allCases
 
-    static func entry(_ step: MigrationStep, _ phase: JournalEntry.Phase, _ detail: [String: String] = [:])
-        -> JournalEntry
+    static func entry(_ step: MigrationStep, _ phase: JournalPhase, _ detail: [String: String] = [:])
+        -> JournalEntry<MigrationStep>
     {
         JournalEntry(runId: "r", step: step, phase: phase, detail: detail)
     }
 
-    static func done(_ steps: [MigrationStep]) -> [JournalEntry] {
+    static func done(_ steps: [MigrationStep]) -> [JournalEntry<MigrationStep>] {
         steps.flatMap { [entry($0, .intent), entry($0, .done)] }
     }
 
+    static let settings = MigrationSettings(
+        old: BoxReference(name: "old", address: "127.0.0.1:1", pin: nil, isVirtual: false),
+        new: BoxReference(name: "new", address: nil, pin: nil, isVirtual: true),
+        oldPasswordSecret: "A",
+        newPasswordSecret: "B",
+        backupPasswordSecret: "C"
+    )
+
+    /// A migration's machine over `plan`, fed `entries`.
+    static func machine(_ plan: [MigrationStep], _ entries: [JournalEntry<MigrationStep>] = []) -> MigrationMachine {
+        MigrationMachine(plan: plan, settings: settings, entries: entries)
+    }
+
     @Test func aFreshRunBeginsWithPreflightAndFinishesInOrder() {
-        var machine = MigrationMachine(plan: Self.full)
+        var machine = Self.machine(Self.full)
         #expect(machine.next() == .perform(.preflight))
         #expect(machine.summary == .planned)
         var order: [MigrationStep] = []
@@ -34,18 +48,18 @@ import Testing
     }
 
     @Test func anIntentWithoutOutcomeIsReconciledNotRedoneBlindly() {
-        let machine = MigrationMachine(
-            plan: Self.full,
-            entries: Self.done([.preflight, .install, .freeze, .backup]) + [Self.entry(.certificate, .intent)]
+        let machine = Self.machine(
+            Self.full,
+            Self.done([.preflight, .install, .freeze, .backup]) + [Self.entry(.certificate, .intent)]
         )
         #expect(machine.next() == .reconcile(.certificate))
         #expect(machine.summary == .interrupted)
     }
 
     @Test func aFailedStepIsReconciledOnResumeAndKeepsItsError() {
-        let machine = MigrationMachine(
-            plan: Self.full,
-            entries: Self.done([.preflight]) + [
+        let machine = Self.machine(
+            Self.full,
+            Self.done([.preflight]) + [
                 Self.entry(.install, .intent), Self.entry(.install, .failed, ["error": "no answer"]),
             ]
         )
@@ -55,7 +69,10 @@ import Testing
     }
 
     @Test func aLateIntentDoesNotUndoADoneStep() {
-        var machine = MigrationMachine(plan: Self.full, entries: Self.done([.preflight]))
+        var machine = Self.machine(
+            Self.full,
+            Self.done([.preflight])
+        )
         machine.apply(Self.entry(.preflight, .intent, ["oldReset": "yes"]))
         #expect(machine.isDone(.preflight))
         #expect(machine.next() == .perform(.install))
@@ -66,58 +83,64 @@ import Testing
         let entries =
             Self.done([.preflight, .install, .freeze, .backup, .certificate, .address, .package, .restore, .transfer])
             + [Self.entry(.verify, .intent), Self.entry(.verify, .failed, ["error": "digest differs"])]
-        let machine = MigrationMachine(plan: Self.full, entries: entries)
+        let machine = Self.machine(
+            Self.full,
+            entries
+        )
         #expect(machine.next() == .reconcile(.verify))
-        var skipped = MigrationMachine(
-            plan: [.preflight, .backup, .cutover, .verify, .decommission],
-            entries: Self.done([.preflight, .backup])
+        var skipped = Self.machine(
+            [.preflight, .backup, .cutover, .verify, .decommission],
+            Self.done([.preflight, .backup])
         )
         #expect(skipped.next() == .perform(.verify))
         // Even if verify is bypassed by a hand-edited plan order, the guard holds:
-        skipped = MigrationMachine(plan: [.decommission, .verify], entries: [])
+        skipped = Self.machine([.decommission, .verify])
         #expect(skipped.plan == [.verify, .decommission])
-        #expect(skipped.refusal(for: .decommission) != nil)
-        #expect(skipped.refusal(for: .cutover) != nil)
+        #expect(MigrationProcedure.refusal(for: .decommission, in: skipped) != nil)
+        #expect(MigrationProcedure.refusal(for: .cutover, in: skipped) != nil)
     }
 
     @Test func decommissionNeedsTheBackupProven() {
-        var machine = MigrationMachine(plan: [.backup, .verify, .decommission])
+        var machine = Self.machine([.backup, .verify, .decommission])
         machine.apply(Self.entry(.verify, .done))
-        #expect(machine.refusal(for: .decommission) == "the backup has not been proven restorable")
+        #expect(
+            MigrationProcedure.refusal(for: .decommission, in: machine) == "the backup has not been proven restorable"
+        )
         machine.apply(Self.entry(.backup, .done))
-        #expect(machine.refusal(for: .decommission) == nil)
+        #expect(MigrationProcedure.refusal(for: .decommission, in: machine) == nil)
         #expect(machine.next() == .perform(.decommission))
     }
 
     @Test func restoreNeedsTheBackupProven() {
-        let machine = MigrationMachine(plan: [.backup, .restore])
-        #expect(machine.refusal(for: .restore) != nil)
+        let machine = Self.machine([.backup, .restore])
+        #expect(MigrationProcedure.refusal(for: .restore, in: machine) != nil)
     }
 
     @Test func aDecommissionOnlyRunNeedsEvidenceFromAnEarlierRun() {
-        let without = MigrationMachine(plan: [.decommission])
+        let box = BoxReference(name: "old", address: "127.0.0.1:1", pin: "sha256/x", isVirtual: false)
+        let without = ProcedureMachine<DecommissionProcedure>(
+            plan: [.decommission],
+            settings: DecommissionSettings(appliance: box, passwordSecret: "A", evidence: nil)
+        )
         #expect(
             without.next()
                 == .refuse(.decommission, reason: "no verified migration or verified backup of this appliance exists")
         )
         #expect(without.summary == .refused)
-        let with = MigrationMachine(plan: [.decommission], verifiedElsewhere: true)
+        let with = ProcedureMachine<DecommissionProcedure>(
+            plan: [.decommission],
+            settings: DecommissionSettings(appliance: box, passwordSecret: "A", evidence: "a verified backup (run r)")
+        )
         #expect(with.next() == .perform(.decommission))
     }
 
     @Test func entriesOfStepsOutsideThePlanAreIgnored() {
-        let machine = MigrationMachine(plan: [.preflight, .install], entries: Self.done([.cutover]))
+        let machine = Self.machine([.preflight, .install], Self.done([.cutover]))
         #expect(machine.next() == .perform(.preflight))
     }
 
     @Test func settingsChooseThePlan() {
-        var settings = MigrationSettings(
-            old: BoxReference(name: "old", address: "127.0.0.1:1", pin: nil, isVirtual: false),
-            new: BoxReference(name: "new", address: nil, pin: nil, isVirtual: true),
-            oldPasswordSecret: "A",
-            newPasswordSecret: "B",
-            backupPasswordSecret: "C"
-        )
+        var settings = Self.settings
         #expect(!settings.plan.contains(.cutover) && !settings.plan.contains(.decommission))
         settings.cutover = .sharedIP(siteAddress: "127.0.0.12:8443")
         settings.decommission = true
@@ -145,30 +168,29 @@ import Testing
         let url = directory.appendingPathComponent("journal.sqlite")
         let journal = try Journal(url: url)
         let run = try journal.createRun(
-            kind: "migrate",
+            MigrationProcedure.self,
             playbook: "p.yml",
             inventory: "i.yml",
-            plan: Self.settings().plan,
             settings: Self.settings()
         )
-        try journal.append(JournalEntry(runId: run.id, step: .preflight, phase: .intent))
+        try journal.append(JournalEntry(runId: run.id, step: MigrationStep.preflight, phase: .intent))
         try journal.append(
-            JournalEntry(runId: run.id, step: .preflight, phase: .done, detail: ["oldApplianceId": "A-1"])
+            JournalEntry(runId: run.id, step: MigrationStep.preflight, phase: .done, detail: ["oldApplianceId": "A-1"])
         )
-        try journal.append(JournalEntry(runId: run.id, step: .install, phase: .intent))
+        try journal.append(JournalEntry(runId: run.id, step: MigrationStep.install, phase: .intent))
 
         let reopened = try Journal(url: url)
-        let loaded = try reopened.run(run.id)
+        let loaded = try reopened.run(run.id, as: MigrationProcedure.self)
         #expect(loaded.settings == Self.settings())
         #expect(loaded.plan == Self.settings().plan)
-        let entries = try reopened.entries(run.id)
+        let entries = try reopened.entries(loaded)
         #expect(entries.map(\.phase) == [.intent, .done, .intent])
         #expect(entries[1].detail == ["oldApplianceId": "A-1"])
         #expect(entries.map(\.sequence) == entries.map(\.sequence).sorted())
-        let machine = MigrationMachine(plan: loaded.plan, entries: entries)
+        let machine = MigrationMachine(record: loaded, entries: entries)
         #expect(machine.next() == .reconcile(.install))
-        #expect(try reopened.runs().map(\.id) == [run.id])
-        #expect(throws: MigrationError.self) { try reopened.run("nope") }
+        #expect(try reopened.storedRuns().map(\.id) == [run.id])
+        #expect(throws: ProcedureError.self) { try reopened.storedRun("nope") }
     }
 
     @Test func evidenceComesOnlyFromDoneVerifyOrBackupOfThatAppliance() throws {
@@ -176,22 +198,21 @@ import Testing
         defer { try? FileManager.default.removeItem(at: directory) }
         let journal = try Journal(url: directory.appendingPathComponent("journal.sqlite"))
         let run = try journal.createRun(
-            kind: "migrate",
+            MigrationProcedure.self,
             playbook: "p.yml",
             inventory: "i.yml",
-            plan: Self.settings().plan,
             settings: Self.settings()
         )
         try journal.append(
-            JournalEntry(runId: run.id, step: .verify, phase: .failed, detail: ["oldApplianceId": "A-1"])
+            JournalEntry(runId: run.id, step: MigrationStep.verify, phase: .failed, detail: ["oldApplianceId": "A-1"])
         )
         #expect(try journal.verifiedEvidence(applianceId: "A-1") == nil)
         try journal.append(
-            JournalEntry(runId: run.id, step: .backup, phase: .done, detail: ["oldApplianceId": "A-1"])
+            JournalEntry(runId: run.id, step: MigrationStep.backup, phase: .done, detail: ["oldApplianceId": "A-1"])
         )
         #expect(try journal.verifiedEvidence(applianceId: "A-1")?.contains("verified backup") == true)
         try journal.append(
-            JournalEntry(runId: run.id, step: .verify, phase: .done, detail: ["oldApplianceId": "A-1"])
+            JournalEntry(runId: run.id, step: MigrationStep.verify, phase: .done, detail: ["oldApplianceId": "A-1"])
         )
         #expect(try journal.verifiedEvidence(applianceId: "A-1")?.contains("verified migration") == true)
         #expect(try journal.verifiedEvidence(applianceId: "B-2") == nil)

@@ -1,4 +1,3 @@
-import ApplianceInventory
 import ApplianceMigration
 import ArgumentParser
 import Foundation
@@ -20,13 +19,10 @@ struct Abort: AsyncParsableCommand {
     @OptionGroup var run: RunOptions
 
     func run() async throws {
-        let journal = try Journal(url: options.stateDirectory.appendingPathComponent("journal.sqlite"))
-        let record = try journal.run(id)
-        var options = options
-        if options.inventory == nil { options.inventory = record.inventory }
-        let locks = try MigrationSession.lock(record.settings, options: options)
-        defer { locks.forEach { $0.release() } }
-        let secrets = try MigrationSession.secrets(for: record, options: options)
-        try await MigrationSession(options: options, run: run).abort(record, journal: journal, secrets: secrets)
+        let console = RunConsole(quiet: options.json)
+        let session = try options.runSession(run, console: console, explicitInventory: true)
+        let (done, outcome) = try await session.abort(id)
+        for line in done { Terminal.note(line) }
+        try console.finish(outcome, json: options.json)
     }
 }

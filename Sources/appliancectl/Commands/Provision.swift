@@ -1,3 +1,4 @@
+import ApplianceAPI
 import ApplianceClient
 import ApplianceImage
 import ApplianceInventory
@@ -26,7 +27,7 @@ struct Image: AsyncParsableCommand {
         var json = false
 
         func run() async throws {
-            let state = StateHome.directory(stateDir)
+            let state = StateDirectory(stateDir)
             let started = ContinuousClock.now
             let built = try image.build(stateDirectory: state, quiet: json)
             if json {
@@ -68,13 +69,11 @@ struct Provision: AsyncParsableCommand {
     var readyTimeout: Int = 300
 
     func run() async throws {
-        let (result, hypervisorURI) = try await provisionVirtualAppliance(
-            name: name,
-            options: options,
+        let (result, hypervisorURI) = try await options.provisioner(
             image: image,
-            keepFailed: keepFailed,
-            readyTimeout: readyTimeout
-        )
+            readyTimeout: readyTimeout,
+            keepFailed: keepFailed
+        ).provision(name: name, inventoryFile: options.inventoryFile, secrets: try options.secretSource())
         if options.json {
             try printJSON(result)
         } else {
@@ -119,7 +118,7 @@ struct Destroy: AsyncParsableCommand {
         }
         let lock = try NameLock.acquire(
             name: name,
-            directory: options.stateDirectory.appendingPathComponent("locks"),
+            directory: options.stateDirectory.locks,
             command: "appliancectl destroy \(name)"
         )
         defer { lock.release() }
@@ -175,63 +174,38 @@ struct Session: AsyncParsableCommand {
     }
 }
 
-/// Provisions (or adopts) the virtual appliance `name` of the inventory and records its address, id and pin
-/// there and in the pin store; shared by `provision` and the migration's step 1.
-func provisionVirtualAppliance(
-    name: String,
-    options: InventoryOptions,
-    image: ImageOptions,
-    keepFailed: Bool,
-    readyTimeout: Int,
-    lockHeld: Bool = false
-) async throws -> (ProvisionResult, String) {
-    let inventory = try options.loadInventory()
-    let entry = try inventory.appliance(named: name)
-    guard case .virtual(let spec) = entry.kind else {
-        throw CommandError(
-            "\(name) is a physical appliance; provision makes virtual ones. Check it with `appliancectl status`"
-        )
-    }
-    let hypervisorEntry = try inventory.hypervisor(named: spec.hypervisor)
-    let password = try options.secretSource().adminPassword(for: entry)
-    let lock =
-        lockHeld
-        ? nil
-        : try NameLock.acquire(
-            name: name,
-            directory: options.stateDirectory.appendingPathComponent("locks"),
-            command: "appliancectl provision \(name)"
-        )
-    defer { lock?.release() }
+extension Provision {
+    /// A provision playbook: the appliance made (or adopted), with a report in the state directory.
+    static func run(_ name: String, options: InventoryOptions, run: RunOptions, dryRun: Bool) async throws {
+        if dryRun {
+            print("Plan (dry run, nothing changes): provision \(name) from the image, wait until ready, first login")
+            return
+        }
+        let (result, uri) = try await options.provisioner(
+            image: run.image,
+            readyTimeout: run.readyTimeout,
+            keepFailed: false
+        ).provision(name: name, inventoryFile: options.inventoryFile, secrets: try options.secretSource())
+        let directory = options.stateDirectory.runs
+            .appendingPathComponent("provision-\(name)-\(Int(Date().timeIntervalSince1970))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let encoder = APICoding.encoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try encoder.encode(result).write(to: directory.appendingPathComponent("report.json"))
+        let markdown = """
+            # provision \(name)
 
-    let templates = try options.loadTemplates()
-    let built = try image.build(stateDirectory: options.stateDirectory, quiet: options.json)
-    let hypervisor = try await Hypervisor.open(options.target(for: hypervisorEntry))
-    let provisioner = Provisioner(
-        hypervisor: hypervisor,
-        templates: templates,
-        readyTimeout: .seconds(readyTimeout),
-        keepFailed: keepFailed,
-        progress: { Terminal.note($0) }
-    )
-    var request = VirtualApplianceRequest(
-        name: name,
-        recordedId: entry.id,
-        recordedPin: entry.pin.flatMap(TLSPin.init),
-        memoryMiB: spec.memoryMiB,
-        vcpus: spec.vcpus,
-        diskGiB: spec.diskGiB,
-        adminPassword: password.reveal()
-    )
-    request.vendorKeys = try image.vendorKeyTokens()
-    let result = try await provisioner.provision(request, image: built.files)
-    try Inventory.record(
-        appliance: name,
-        address: result.address,
-        id: result.applianceId,
-        pin: result.pin,
-        in: options.inventoryFile
-    )
-    if let pin = TLSPin(result.pin) { try options.pinStore.record(pin, for: result.address) }
-    return (result, hypervisor.uri)
+            | item | value |
+            | --- | --- |
+            | result | \(result.adopted ? "adopted" : "created") |
+            | address | \(result.address) |
+            | appliance id | \(result.applianceId) |
+            | pin | \(result.pin) |
+            | hypervisor | \(uri) (\(result.domainType)) |
+            | ready after start | \(result.startToReadySeconds.map { String(format: "%.1f s", $0) } ?? "-") |
+
+            """
+        try Data(markdown.utf8).write(to: directory.appendingPathComponent("report.md"))
+        print("\(name) \(result.adopted ? "adopted" : "created") at \(result.address); report in \(directory.path)")
+    }
 }

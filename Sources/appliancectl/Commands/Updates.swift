@@ -1,6 +1,7 @@
 import ApplianceAPI
 import ApplianceClient
 import ApplianceCrypto
+import ApplianceInventory
 import ArgumentParser
 import Foundation
 import SoftwarePackages
@@ -137,9 +138,7 @@ struct Updates: AsyncParsableCommand {
                 .trimmingCharacters(in: .whitespacesAndNewlines)
             let key = try DownloadKey.parse(text)
             let index = try RepositoryBuilder.loadIndex(directory: URL(fileURLWithPath: repo))
-            let home = StateHome.directory(stateDir)
-            try FileManager.default.createDirectory(at: home, withIntermediateDirectories: true)
-            let ledger = FetchLedger(file: home.appendingPathComponent("fetched.json"))
+            let ledger = FetchLedger(file: StateDirectory(stateDir).fetchLedger)
             let plan = try UpdatePlanner.plan(for: key, index: index, ledger: ledger)
             let trusted = try vendorKey.map {
                 [try Ed25519PublicKey(pem: try String(contentsOfFile: $0, encoding: .utf8))]
