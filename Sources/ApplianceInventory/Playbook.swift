@@ -181,11 +181,23 @@ public struct MigrationSpec: Sendable, Hashable {
     /// Whether the old appliance is factory-reset and shut down after a verified migration
     /// (`decommission:`, default false).
     public let decommission: Bool
+    /// How the site's data moves (`method:`, default `backup-restore`).
+    public let method: MigrationMethod
 
     /// The defaults of the optional keys.
     static let defaultIncludeHistory = true
     static let defaultHostnameFromOld = true
     static let defaultDecommission = false
+    static let defaultMethod = MigrationMethod.backupRestore
+}
+
+/// How a migration moves the site's data (`method:` of a migrate playbook).
+public enum MigrationMethod: String, Codable, Sendable, Hashable, CaseIterable {
+    /// The vendor manual's six steps: freeze, back up, restore, transfer; the site is down for all of it.
+    case backupRestore = "backup-restore"
+    /// The new appliance syncs as a failover backup of the old one while it serves; only the last delta is moved
+    /// inside the freeze.
+    case live
 }
 
 /// How clients are moved from the old appliance to the new one at the end of a migration.

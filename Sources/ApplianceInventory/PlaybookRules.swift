@@ -7,7 +7,9 @@ struct PlaybookParser {
     typealias Field = (key: Node, name: String, value: Node)
 
     static let commonKeys = ["playbook", "description"]
-    static let migrateKeys = ["old", "new", "backup", "certificate", "packages", "cutover", "decommission"]
+    static let migrateKeys = [
+        "old", "new", "method", "backup", "certificate", "packages", "cutover", "decommission",
+    ]
     static let applianceKeys = ["appliance"]
     static let backupKeys = ["password", "include_history"]
     static let certificateKeys = ["passphrase", "hostname_from_old"]
@@ -286,7 +288,26 @@ struct PlaybookParser {
                 ?? MigrationSpec.defaultHostnameFromOld,
             repository: repository,
             cutover: try cutover(fields["cutover"]),
-            decommission: try bool(fields["decommission"], what: "'decommission'") ?? MigrationSpec.defaultDecommission
+            decommission: try bool(fields["decommission"], what: "'decommission'") ?? MigrationSpec.defaultDecommission,
+            method: try method(fields["method"]) ?? MigrationSpec.defaultMethod
+        )
+    }
+
+    /// `method: live | backup-restore`; a cutover method written here is pointed to its section.
+    func method(_ field: Field?) throws -> MigrationMethod? {
+        guard let field, let text = try builder.string(field.value, what: "'method'") else { return nil }
+        if let method = MigrationMethod(rawValue: text) { return method }
+        if Self.cutoverMethods.contains(text) {
+            throw error(
+                "'method' goes under 'cutover:' (indented below it), not at the top level, when it says how clients "
+                    + "move ('\(text)'); the top-level 'method' says how the data moves: live or backup-restore",
+                at: field.key
+            )
+        }
+        let names = MigrationMethod.allCases.map(\.rawValue)
+        throw error(
+            "'method' must be live or backup-restore, not '\(text)'\(Inventory.suggestion(for: text, among: names))",
+            at: field.value
         )
     }
 

@@ -105,6 +105,8 @@ import Testing
         #expect(spec.repository == nil)
         #expect(spec.cutover == .none)
         #expect(!spec.decommission)
+        #expect(spec.method == .backupRestore)
+        #expect(try Self.migrate(try Playbook.parse(Self.migrate + "method: live\n", file: "m.yml")).method == .live)
 
         let empty = try Self.migrate(
             try Playbook.parse(Self.migrate + "certificate:\npackages:\ncutover:\ndecommission:\n", file: "m.yml")
@@ -342,6 +344,12 @@ import Testing
             yaml: migrate + "decommission: 'yes please'\n",
             location: "playbook.yml:6:15",
             says: "'decommission' must be true or false"
+        ),
+        Case(
+            name: "unknown migration method",
+            yaml: migrate + "method: lve\n",
+            location: "playbook.yml:6:9",
+            says: "'method' must be live or backup-restore, not 'lve' (did you mean 'live'?)"
         ),
         Case(
             name: "section that is not a mapping",
