@@ -19,6 +19,8 @@ public struct MigrationError: Error, Sendable, CustomStringConvertible {
         case transfer
         /// The new appliance does not hold what the old one held.
         case verification
+        /// The temporary failover relationship of a live migration could not be set up, sync or end.
+        case failover
         /// The site address does not answer from the new appliance.
         case cutover
         /// A safety rule refuses the step (e.g. decommission before verification).

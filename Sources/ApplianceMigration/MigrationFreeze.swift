@@ -13,8 +13,9 @@ extension MigrationProcedure {
     /// Puts the old box into maintenance mode before the backup: from then on it accepts no site write that the
     /// backup could miss. It stays frozen until the cutover has moved the site (then until decommission).
     func freeze() async throws -> [String: String] {
-        // A new freeze means a new backup: one taken before it may lack what the box accepted since.
-        try? FileManager.default.removeItem(at: backupFile)
+        // A new freeze means a new backup: one taken before it may lack what the box accepted since. (The live
+        // method's backup is the safety net taken before the freeze; the final sync moves what came after it.)
+        if !settings.isLive { try? FileManager.default.removeItem(at: backupFile) }
         let frozenAt = Date()
         let connection = try await oldSession()
         let status: MaintenanceStatus
@@ -49,6 +50,7 @@ extension MigrationProcedure {
             return .nothing  // the site already answers from the new box: the old one must stay closed
         }
         do {
+            if settings.isLive { try await givePrimaryBack() }
             try await thaw()
             environment.events(.note("\(old.name) serves again as before (maintenance off)"))
             return .reverted(.freeze, ["thawedAt": Self.timestamp(Date()), "error": "\(failure)"])
@@ -85,6 +87,14 @@ extension MigrationProcedure {
         try await connection.perform(.setMaintenance, body: MaintenanceRequest(enabled: false))
     }
 
+    /// Live: when the new box was promoted before the failure, the old one takes the primary role back (the new
+    /// one is its backup again, so `resume` syncs on from where it was); a backup would refuse the site.
+    func givePrimaryBack() async throws {
+        guard facts.newApplianceId != nil, try paired(try await failoverStatuses(), primaryIsNew: true) else { return }
+        try await oldSession().perform(.becomePrimary, body: BecomePrimaryRequest(syncFirst: false, force: false))
+        environment.events(.note("\(old.name) is primary again, \(settings.new.name) its backup"))
+    }
+
     // MARK: Abort
 
     /// `appliancectl abort RUN`: the old box serves again as before; refused once the site answers from the new
@@ -108,6 +118,19 @@ extension MigrationProcedure {
             )
         }
         var done: [String] = []
+        if settings.isLive && facts.newApplianceId != nil {
+            // Whatever the journal says of the sync (a lifted freeze makes it pending again), the boxes decide.
+            do {
+                try await breakRelationship()
+                try? FileManager.default.removeItem(at: failoverKeyFile)
+                done.append("the temporary failover relationship of \(old.name) and \(newName) is broken")
+            } catch {
+                done.append(
+                    "the failover relationship of \(old.name) and \(newName) could not be checked (\(error)); run "
+                        + "`appliancectl failover break \(old.address)` once it answers"
+                )
+            }
+        }
         if plan.contains(.freeze) && machine.status[.freeze] != .pending {
             try await thaw()
             done.append("\(old.name) serves again as before (maintenance off)")

@@ -135,7 +135,11 @@ public actor MigrationProcedure: Procedure {
         case .package: try await installPackage()
         case .restore: try await restore()
         case .transfer: try await transfer()
+        case .sync: try await sync(context: context)
+        case .finalSync: try await finalSync()
         case .verify: try await verify()
+        case .promote: try await promote()
+        case .unlink: try await unlink()
         case .cutover: try await cutover(context: context)
         case .decommission: try await decommission(context: context)
         }
@@ -148,6 +152,9 @@ public actor MigrationProcedure: Procedure {
         case .certificate: try await importedCertificate().map(certificateFacts)
         case .restore: try await restoredAlready() ? ["restored": "already"] : nil
         case .cutover: try await siteMovedAlready()
+        case .sync: try await observedSync()
+        case .promote: try await observedPromotion()
+        case .unlink: try await observedUnlink()
         default: nil
         }
     }

@@ -35,6 +35,8 @@ public struct MigrationSettings: Codable, Sendable, Equatable {
     public var repository: String?
     public var cutover: CutoverMethod
     public var decommission: Bool
+    /// How the site's data moves; absent in journals written before `method: live` existed (backup-restore).
+    public var method: MigrationMethod?
 
     public init(
         old: BoxReference,
@@ -47,7 +49,8 @@ public struct MigrationSettings: Codable, Sendable, Equatable {
         hostnameFromOld: Bool = true,
         repository: String? = nil,
         cutover: CutoverMethod = .none,
-        decommission: Bool = false
+        decommission: Bool = false,
+        method: MigrationMethod = .backupRestore
     ) {
         self.old = old
         self.new = new
@@ -60,7 +63,11 @@ public struct MigrationSettings: Codable, Sendable, Equatable {
         self.repository = repository
         self.cutover = cutover
         self.decommission = decommission
+        self.method = method
     }
+
+    /// Whether the new box syncs as a failover backup of the old one (`method: live`).
+    public var isLive: Bool { method == .live }
 
     /// The steps a migration with these settings runs.
     public var plan: [MigrationStep] { MigrationProcedure.plan(for: self) }

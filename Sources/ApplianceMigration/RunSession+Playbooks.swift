@@ -36,7 +36,8 @@ extension RunSession {
             hostnameFromOld: spec.hostnameFromOld,
             repository: repository ?? spec.repository,
             cutover: spec.cutover,
-            decommission: spec.decommission
+            decommission: spec.decommission,
+            method: spec.method
         )
     }
 
