@@ -71,20 +71,26 @@ extension MigrationTests {
     }
 }
 
-/// A client of the site: appends one history row every 200 ms through the site address, logging in again when
-/// its session ends, and remembers which rows were accepted and why others were refused.
+/// A client of the site: appends one history row every `interval` (and, with `files`, stores one small file
+/// after it) through the site address, logging in again when its session ends, and remembers which rows and
+/// files were accepted and why others were refused.
 final class SiteWriter: Sendable {
     let host: String
     let port: Int
-    private let state = Mutex<(accepted: [String], refusals: [String])>(([], []))
+    let interval: Duration
+    let files: Bool
+    private let state = Mutex<(accepted: [String], refusals: [String], files: [String])>(([], [], []))
 
-    init(host: String, port: Int) {
+    init(host: String, port: Int, interval: Duration = .milliseconds(200), files: Bool = false) {
         self.host = host
         self.port = port
+        self.interval = interval
+        self.files = files
     }
 
     var accepted: [String] { state.withLock { $0.accepted } }
     var refusals: [String] { state.withLock { $0.refusals } }
+    var acceptedFiles: [String] { state.withLock { $0.files } }
 
     func run() async throws {
         var session: ApplianceConnection?
@@ -105,12 +111,22 @@ final class SiteWriter: Sendable {
                     body: AppendHistoryRequest(rows: [MaintenanceTests.row(marker)])
                 )
                 state.withLock { $0.accepted.append(marker) }
+                if files, let session {
+                    let name = "\(marker).txt"
+                    let stored = try await session.client.send(
+                        method: "PUT",
+                        path: Endpoint.putFile.path(["name": name]),
+                        headers: session.authHeaders,
+                        body: Array("written by \(marker)".utf8)
+                    )
+                    if stored.isSuccess { state.withLock { $0.files.append(name) } }
+                }
             } catch let error as ApplianceClientError where error.apiStatus == 503 {
                 state.withLock { $0.refusals.append(error.message) }
             } catch {
                 session = nil  // logged out, or the site address is moving: connect again
             }
-            try? await Task.sleep(for: .milliseconds(200))
+            try? await Task.sleep(for: interval)
         }
     }
 
