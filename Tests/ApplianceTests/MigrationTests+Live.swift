@@ -121,6 +121,53 @@ extension MigrationTests {
     }
 }
 
+extension MigrationTests {
+    /// The live method killed with SIGKILL at the start of every step, inside the sync (after the relationship
+    /// is established, after a sync round) and after every step's action, resuming each time: the new box ends
+    /// equal to the old one, the old one untouched until the verification, no relationship left.
+    @Test(arguments: [
+        [
+            "preflight:intent", "install:intent", "backup:intent", "certificate:intent", "address:intent",
+            "package:intent", "sync:intent", "sync:established", "sync:round", "freeze:intent", "final-sync:intent",
+            "verify:intent", "promote:intent", "cutover:intent", "unlink:intent", "decommission:intent",
+        ],
+        [
+            "backup:acted", "package:acted", "sync:acted", "freeze:acted", "final-sync:acted", "verify:acted",
+            "promote:acted", "cutover:released", "cutover:acted", "unlink:acted", "decommission:reset",
+        ],
+    ])
+    func aLiveRunKilledAtEveryStepAndResumed(_ crashes: [String]) async throws {
+        let scenario = try await Scenario(bytes: 4 * 1024 * 1024)
+        try scenario.useLiveMethod()
+        var first = true
+        for crash in crashes {
+            let arguments =
+                first
+                ? ["run", scenario.playbook.path, "--inventory", scenario.inventory.path, "--yes"]
+                : ["resume", try await scenario.runId(), "--yes"]
+            first = false
+            let result = try await scenario.ctl(arguments, crash: crash)
+            #expect(result.status == SIGKILL || result.status == 128 + SIGKILL, "\(crash): \(result.stderr)")
+            if !(try await scenario.journalOrder()).contains("verify:done") {
+                try await scenario.oldUntouched()
+            }
+        }
+        let final = try await scenario.ctl(["resume", try await scenario.runId(), "--yes"])
+        #expect(final.status == 0, "\(final.stderr)")
+        let report = try await scenario.report()
+        #expect(report["allMatched"] as? Bool == true)
+        #expect(report["state"] as? String == "finished")
+        #expect(try await scenario.newSummary() == scenario.oldSummary)
+        let newStatus: FailoverStatus = try await scenario.newAdmin().call(.failoverStatus)
+        #expect(newStatus.role == "standalone")
+        let order = try await scenario.journalOrder()
+        let verified = try #require(order.firstIndex(of: "verify:done"))
+        let reset = try #require(order.firstIndex(of: "decommission:intent"))
+        #expect(verified < reset)
+        #expect(await scenario.old.waitForExit() == 0, "the old box shuts down cleanly")
+    }
+}
+
 extension MigrationTests.Scenario {
     /// The playbook with `method: live`.
     func useLiveMethod() throws {
