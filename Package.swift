@@ -291,6 +291,7 @@ let package = Package(
             dependencies: [
                 "SoftwarePackages",
                 "ApplianceAPI",
+                "ApplianceStore",
                 "ApplianceServer",
                 "ApplianceClient",
                 "ApplianceCrypto",

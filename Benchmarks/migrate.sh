@@ -52,6 +52,7 @@ cat >"$work/migrate.yml" <<'YAML'
 playbook: migrate
 old: old-box
 new: new-box
+method: backup-restore
 backup:
   password: BACKUP_PW
 YAML
@@ -106,7 +107,7 @@ for live_size in $live_sizes; do
     APPLIANCECTL_HOME=$home APPLIANCE_PASSWORD=$OLD_PW "$bin/appliancectl" populate "$la" --size "$live_size" --seed 1 \
         >/dev/null
     sed -e "s/$a/$la/" -e "s/$b/$lb/" "$work/inventory.yml" >"$work/inventory-$n.yml"
-    printf 'method: live\n' | cat "$work/migrate.yml" - >"$work/migrate-$n.yml"
+    sed -e 's/^method: backup-restore$/method: live/' "$work/migrate.yml" >"$work/migrate-$n.yml"
     t0=$(now)
     APPLIANCECTL_HOME=$home "$bin/appliancectl" run "$work/migrate-$n.yml" --inventory "$work/inventory-$n.yml" \
         --yes >"$work/run-$n.log" 2>&1 || { cat "$work/run-$n.log"; exit 1; }

@@ -181,14 +181,14 @@ public struct MigrationSpec: Sendable, Hashable {
     /// Whether the old appliance is factory-reset and shut down after a verified migration
     /// (`decommission:`, default false).
     public let decommission: Bool
-    /// How the site's data moves (`method:`, default `backup-restore`).
-    public let method: MigrationMethod
+    /// How the site's data moves (`method:`); nil when the playbook names none: the run then chooses `live`
+    /// where both boxes support failover sync, else `backup-restore`.
+    public let method: MigrationMethod?
 
     /// The defaults of the optional keys.
     static let defaultIncludeHistory = true
     static let defaultHostnameFromOld = true
     static let defaultDecommission = false
-    static let defaultMethod = MigrationMethod.backupRestore
 }
 
 /// How a migration moves the site's data (`method:` of a migrate playbook).

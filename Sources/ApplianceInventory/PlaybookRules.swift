@@ -289,7 +289,7 @@ struct PlaybookParser {
             repository: repository,
             cutover: try cutover(fields["cutover"]),
             decommission: try bool(fields["decommission"], what: "'decommission'") ?? MigrationSpec.defaultDecommission,
-            method: try method(fields["method"]) ?? MigrationSpec.defaultMethod
+            method: try method(fields["method"])
         )
     }
 

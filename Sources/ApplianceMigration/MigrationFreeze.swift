@@ -34,7 +34,10 @@ extension MigrationProcedure {
             throw MigrationError(.appliance, "\(old.name) did not enter maintenance mode; check its log")
         }
         environment.events(.note("\(old.name) is frozen: users logged out, site writes refused"))
-        return ["frozenAt": Self.timestamp(frozenAt)]
+        // A freeze done again after a crash keeps the time the box was first frozen (it keeps `since` while it
+        // stays in maintenance), so the downtime counts from the first refusal, not from the resume.
+        let since = status.reason == Self.freezeReason ? status.since.map { min($0, frozenAt) } : nil
+        return ["frozenAt": Self.timestamp(since ?? frozenAt)]
     }
 
     /// After a failure, a refusal or an unconfirmed step before the site moved: the old box serves again exactly

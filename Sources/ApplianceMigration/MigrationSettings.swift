@@ -35,7 +35,8 @@ public struct MigrationSettings: Codable, Sendable, Equatable {
     public var repository: String?
     public var cutover: CutoverMethod
     public var decommission: Bool
-    /// How the site's data moves; absent in journals written before `method: live` existed (backup-restore).
+    /// How the site's data moves; absent in journals written before `method: live` existed (backup-restore), and in
+    /// the settings of a playbook that names none until `RunSession.chooseMethod` has chosen.
     public var method: MigrationMethod?
 
     public init(
@@ -50,7 +51,7 @@ public struct MigrationSettings: Codable, Sendable, Equatable {
         repository: String? = nil,
         cutover: CutoverMethod = .none,
         decommission: Bool = false,
-        method: MigrationMethod = .backupRestore
+        method: MigrationMethod? = .backupRestore
     ) {
         self.old = old
         self.new = new

@@ -86,6 +86,10 @@ extension MigrationProcedure {
             )
             context.crash(at: "sync:round")
         } while !Self.isSmall(last) && rounds < Self.maximumSyncRounds
+        // Both boxes extend their history digest now, while the old one serves, so the verification inside the
+        // freeze digests only the rows of the final delta.
+        let _: SiteSummary = try await oldSession().call(.siteSummary)
+        let _: SiteSummary = try await newSession().call(.siteSummary)
         return [
             "syncRounds": "\(rounds)",
             "syncBytes": "\(moved)",
@@ -235,8 +239,11 @@ extension MigrationProcedure {
     // MARK: Unlink
 
     /// Breaks the temporary relationship (whichever way it stands) and keeps the old box frozen when the site
-    /// moved: being demoted lifted its maintenance, and standalone it would take writes again.
+    /// moved: being demoted lifted its maintenance, and standalone it would take writes again. It is frozen
+    /// before the break, while as a backup it still refuses them: a client still connected to it (its listener on
+    /// the site address is closed, a kept-alive connection is not) must never find it open.
     func unlink() async throws -> StepDetail {
+        if plan.contains(.cutover) { try await refreeze() }
         try await breakRelationship()
         if plan.contains(.cutover) { try await refreeze() }
         try? FileManager.default.removeItem(at: failoverKeyFile)

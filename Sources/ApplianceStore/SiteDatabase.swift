@@ -108,6 +108,7 @@ public final class SiteDatabase: Sendable {
                 t.column("value", .text).notNull()
             }
         }
+        registerDigestCache(&migrator)
         return migrator
     }
 
@@ -472,10 +473,12 @@ public final class SiteDatabase: Sendable {
 
     /// Counts and digests of everything the site holds, in a canonical order, to compare two boxes.
     ///
-    /// History is ordered by its content, not by local ids or uids: after a failover merge two boxes hold the same
-    /// rows under other ids, and boxes restored from a backup made before uids existed hold other uids.
+    /// History is digested as the multiset of its rows' contents, not by local ids or uids: after a failover merge two
+    /// boxes hold the same rows under other ids, and boxes restored from a backup made before uids existed hold other
+    /// uids.
     public func summary() throws -> (settings: (Int, String), users: (Int, String), history: (Int, String)) {
-        try pool().read { db in
+        // A write: the history digest keeps its running sum (see SiteDatabase+Digest.swift).
+        try pool().write { db in
             let settings = SHA256Hasher()
             let settingRows = try Row.fetchAll(db, sql: "SELECT key, value FROM setting ORDER BY key")
             for row in settingRows {
@@ -491,27 +494,11 @@ public final class SiteDatabase: Sendable {
                     )
                 )
             }
-            let history = SHA256Hasher()
-            var count = 0
-            let cursor = try Row.fetchCursor(
-                db,
-                sql: """
-                    SELECT sessionId, username, target, proto, startedAt, endedAt, bytesTransferred, summary
-                    FROM history
-                    ORDER BY startedAt, endedAt, sessionId, username, target, proto, bytesTransferred, summary
-                    """
-            )
-            while let row = try cursor.next() {
-                count += 1
-                let line =
-                    "\(row[0] as String)|\(row[1] as String)|\(row[2] as String)|\(row[3] as String)|"
-                    + "\(row[4] as String)|\(row[5] as String)|\(row[6] as Int64)|\(row[7] as String)\n"
-                history.update(Array(line.utf8))
-            }
+            let history = try Self.historyDigest(db)
             return (
                 (settingRows.count, settings.finalize().hexString),
                 (userRows.count, users.finalize().hexString),
-                (count, history.finalize().hexString)
+                (history.count, history.digest)
             )
         }
     }

@@ -105,7 +105,11 @@ import Testing
         #expect(spec.repository == nil)
         #expect(spec.cutover == .none)
         #expect(!spec.decommission)
-        #expect(spec.method == .backupRestore)
+        #expect(spec.method == nil, "no method: the run chooses")
+        #expect(
+            try Self.migrate(try Playbook.parse(Self.migrate + "method: backup-restore\n", file: "m.yml")).method
+                == .backupRestore
+        )
         #expect(try Self.migrate(try Playbook.parse(Self.migrate + "method: live\n", file: "m.yml")).method == .live)
 
         let empty = try Self.migrate(

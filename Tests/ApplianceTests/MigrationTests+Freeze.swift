@@ -6,12 +6,18 @@ import Testing
 
 /// The migration of a box in use (issue 11): the freeze, its lifting on failure, abort, and the downtime.
 extension MigrationTests {
-    /// Issue 11: a site is never idle. A writer appends a history row through the site address every 200 ms
-    /// while the migration runs; the old box is frozen before the backup, so every row it accepted is on the new
-    /// box afterwards, the writer is told why it is refused meanwhile, and the report gives the downtime.
+    /// Issues 11 and 13: a site is never idle. A writer appends a history row and stores a file through the site
+    /// address every 100 ms while the migration (`method: backup-restore`) runs; the old box is frozen before the
+    /// backup, so every row and file it accepted is on the new box afterwards, the writer is told why it is
+    /// refused meanwhile, and the report gives the downtime.
     @Test func aBoxInUseMigratesWithNothingLost() async throws {
         let scenario = try await Scenario(bytes: 2 * 1024 * 1024)
-        let writer = SiteWriter(host: scenario.siteAddress, port: TestBox.port)
+        let writer = SiteWriter(
+            host: scenario.siteAddress,
+            port: TestBox.port,
+            interval: .milliseconds(100),
+            files: true
+        )
         let writing = Task { try await writer.run() }
         defer { writing.cancel() }
         try await writer.waitUntilAccepted(3)
@@ -30,6 +36,10 @@ extension MigrationTests {
         let onNew = try await scenario.newHistory()
         let missing = writer.accepted.filter { !onNew.contains($0) }
         #expect(missing.isEmpty, "rows the site accepted are missing on the new box: \(missing)")
+        let filesOnNew = Set(try await scenario.newFiles())
+        #expect(!writer.acceptedFiles.isEmpty)
+        let missingFiles = writer.acceptedFiles.filter { !filesOnNew.contains($0) }
+        #expect(missingFiles.isEmpty, "files the site accepted are missing on the new box: \(missingFiles)")
         let report = try await scenario.report()
         #expect(report["allMatched"] as? Bool == true)
         let downtime = try #require(report["downtimeSeconds"] as? Double)

@@ -140,6 +140,7 @@ extension MigrationTests {
         let scenario = try await Scenario(bytes: 4 * 1024 * 1024)
         try scenario.useLiveMethod()
         var first = true
+        var frozenBy: Date?
         for crash in crashes {
             let arguments =
                 first
@@ -148,6 +149,7 @@ extension MigrationTests {
             first = false
             let result = try await scenario.ctl(arguments, crash: crash)
             #expect(result.status == SIGKILL || result.status == 128 + SIGKILL, "\(crash): \(result.stderr)")
+            if crash == "freeze:acted" { frozenBy = Date() }
             if !(try await scenario.journalOrder()).contains("verify:done") {
                 try await scenario.oldUntouched()
             }
@@ -157,6 +159,11 @@ extension MigrationTests {
         let report = try await scenario.report()
         #expect(report["allMatched"] as? Bool == true)
         #expect(report["state"] as? String == "finished")
+        if let frozenBy {
+            // The freeze done again by the resume keeps the time the old box was first frozen.
+            let frozenAt = try #require((report["frozenAt"] as? String).flatMap(APICoding.parseDate))
+            #expect(frozenAt <= frozenBy, "the downtime counts from the resume, not from the first freeze")
+        }
         #expect(try await scenario.newSummary() == scenario.oldSummary)
         let newStatus: FailoverStatus = try await scenario.newAdmin().call(.failoverStatus)
         #expect(newStatus.role == "standalone")
@@ -168,11 +175,37 @@ extension MigrationTests {
     }
 }
 
+extension MigrationTests {
+    /// A playbook that names no method: between two boxes that both support failover sync the run chooses the
+    /// live method, says so in the dry run and in the run, and journals the choice with the run.
+    @Test func withoutAMethodTheRunChoosesLiveWhereBothBoxesSync() async throws {
+        let scenario = try await Scenario(bytes: 256 * 1024)
+        let text = try String(contentsOf: scenario.playbook, encoding: .utf8)
+        try text.replacingOccurrences(of: "method: backup-restore\n", with: "")
+            .write(to: scenario.playbook, atomically: true, encoding: .utf8)
+        let chosen = "Method: live (no 'method' in the playbook: both boxes support failover sync)"
+        let dry = try await scenario.ctl([
+            "run", scenario.playbook.path, "--inventory", scenario.inventory.path, "--dry-run",
+        ])
+        #expect(dry.status == 0, "\(dry.stderr)")
+        #expect(dry.stdout.contains(chosen), "\(dry.stdout)")
+        let result = try await scenario.ctl([
+            "run", scenario.playbook.path, "--inventory", scenario.inventory.path, "--yes",
+        ])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect((result.stdout + result.stderr).contains(chosen), "\(result.stdout)")
+        let order = try await scenario.journalOrder()
+        #expect(order.contains("sync:done") && order.contains("final-sync:done"), "\(order)")
+        #expect(!order.contains("restore:intent"), "\(order)")
+        #expect(try await scenario.newSummary() == scenario.oldSummary)
+    }
+}
+
 extension MigrationTests.Scenario {
     /// The playbook with `method: live`.
     func useLiveMethod() throws {
         let text = try String(contentsOf: playbook, encoding: .utf8)
-        try text.replacingOccurrences(of: "new: new-box\n", with: "new: new-box\nmethod: live\n")
+        try text.replacingOccurrences(of: "method: backup-restore\n", with: "method: live\n")
             .write(to: playbook, atomically: true, encoding: .utf8)
     }
 

@@ -102,6 +102,7 @@ import Testing
             playbook: migrate
             old: old-box
             new: new-box
+            method: backup-restore
             backup:
               password: BACKUP_PW
             packages:

@@ -44,9 +44,14 @@ struct RunPlaybook: AsyncParsableCommand {
         let path = URL(fileURLWithPath: playbook).standardizedFileURL.path
         switch book.body {
         case .migrate(let spec):
-            let settings = try session.migrationSettings(spec, inventory: inventory, repository: repository)
+            var settings = try session.migrationSettings(spec, inventory: inventory, repository: repository)
             _ = try settings.secrets(from: session.secrets)
             if dryRun {
+                if settings.method == nil {
+                    let choice = await session.chooseMethod(settings)
+                    settings.method = choice.method
+                    print(choice.line)
+                }
                 MigrationProcedure.planLines(settings).forEach { print($0) }
                 return
             }
