@@ -240,12 +240,12 @@ extension MigrationProcedure {
 
     /// Breaks the temporary relationship (whichever way it stands) and keeps the old box frozen when the site
     /// moved: being demoted lifted its maintenance, and standalone it would take writes again. It is frozen
-    /// before the break, while as a backup it still refuses them: a client still connected to it (its listener on
-    /// the site address is closed, a kept-alive connection is not) must never find it open.
+    /// before the break, while as a backup it still refuses them (a break leaves maintenance as it is): a client
+    /// still connected to it (its listener on the site address is closed, a kept-alive connection is not) must
+    /// never find it open.
     func unlink() async throws -> StepDetail {
         if plan.contains(.cutover) { try await refreeze() }
         try await breakRelationship()
-        if plan.contains(.cutover) { try await refreeze() }
         try? FileManager.default.removeItem(at: failoverKeyFile)
         return ["unlinked": "done"]
     }

@@ -38,9 +38,8 @@ extension SiteDatabase {
         var maxId: Int64 = 0
         var count = 0
         var sum = [UInt8](repeating: 0, count: SHA256Hasher.digestLength)
-        if let row = try Row.fetchOne(db, sql: "SELECT maxId, rowCount, sum FROM history_digest WHERE id = 1"),
-            let cached = row["sum"] as Data?, cached.count == sum.count
-        {
+        let cachedRow = try Row.fetchOne(db, sql: "SELECT maxId, rowCount, sum FROM history_digest WHERE id = 1")
+        if let row = cachedRow, let cached = row["sum"] as Data?, cached.count == sum.count {
             maxId = row["maxId"]
             count = row["rowCount"]
             sum = [UInt8](cached)
@@ -65,8 +64,7 @@ extension SiteDatabase {
             added += 1
         }
         count += added
-        let cachedRows = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM history_digest") ?? 0
-        if added > 0 || cachedRows == 0 {
+        if added > 0 || cachedRow == nil {
             // Only a cache: a box that cannot write it (a full disk) still answers, and computes it again next time.
             try? db.execute(
                 sql: "INSERT OR REPLACE INTO history_digest (id, maxId, rowCount, sum) VALUES (1, ?, ?, ?)",
