@@ -97,6 +97,7 @@ let package = Package(
                 "ApplianceCrypto",
                 "BackupFormat",
                 "SoftwarePackages",
+                "ApplianceTemplates",
             ],
             swiftSettings: strictSettings
         ),

@@ -33,10 +33,20 @@ extension RunSession {
             return MethodChoice(.backupRestore, "\(oldName) has no failover sync (an older applianced)")
         }
         if settings.new.isVirtual {
+            // The image carries this version's applianced, which syncs; on user networking the new box reaches
+            // the old one through the guest forward its domain is defined with.
+            guard let forward = settings.oldAddressFromNew else {
+                return MethodChoice(
+                    .backupRestore,
+                    "\(newName) is on a libvirt network, which may not reach \(oldName); write `method: live` "
+                        + "once it does"
+                )
+            }
+            if let refusal = await standaloneRefusal(settings) { return refusal }
             return MethodChoice(
-                .backupRestore,
-                "\(newName) is a virtual appliance on QEMU user networking, which cannot open connections to "
-                    + "\(oldName); write `method: live` with a libvirt network that reaches it"
+                .live,
+                "both boxes support failover sync; \(newName) reaches \(oldName) through a QEMU guest forward at "
+                    + "\(forward)"
             )
         }
         guard let newAddress = settings.new.address,
@@ -44,20 +54,25 @@ extension RunSession {
         else {
             return MethodChoice(.backupRestore, "\(newName) has no failover sync (an older applianced)")
         }
-        // A box already in a relationship is not taken over by a default: the operator decides.
-        // (Its password goes only to a box whose key is pinned.)
-        if let oldPin, let password = try? secrets.resolve(settings.oldPasswordSecret).reveal(),
+        if let refusal = await standaloneRefusal(settings) { return refusal }
+        return MethodChoice(.live, "both boxes support failover sync")
+    }
+
+    /// A box already in a relationship is not taken over by a default: the operator decides. (Its password goes
+    /// only to a box whose key is pinned.)
+    func standaloneRefusal(_ settings: MigrationSettings) async -> MethodChoice? {
+        let oldName = settings.old.name
+        guard let oldAddress = settings.old.address, let oldPin = settings.old.pin.flatMap(TLSPin.init),
+            let password = try? secrets.resolve(settings.oldPasswordSecret).reveal(),
             var box = try? BoxClient(name: oldName, address: oldAddress, pin: oldPin, passwords: [password]),
             let status: FailoverStatus = try? await box.session().call(.failoverStatus),
             status.role != "standalone"
-        {
-            return MethodChoice(
-                .backupRestore,
-                "\(oldName) is already the failover \(status.role) of \(status.peer ?? "another box"); break that "
-                    + "relationship and write `method: live` to migrate it while it serves"
-            )
-        }
-        return MethodChoice(.live, "both boxes support failover sync")
+        else { return nil }
+        return MethodChoice(
+            .backupRestore,
+            "\(oldName) is already the failover \(status.role) of \(status.peer ?? "another box"); break that "
+                + "relationship and write `method: live` to migrate it while it serves"
+        )
     }
 
     /// Whether the box has the failover API: an unauthenticated request is refused (401), not unknown (404). No

@@ -38,6 +38,10 @@ public struct MigrationSettings: Codable, Sendable, Equatable {
     /// How the site's data moves; absent in journals written before `method: live` existed (backup-restore), and in
     /// the settings of a playbook that names none until `RunSession.chooseMethod` has chosen.
     public var method: MigrationMethod?
+    /// HOST:PORT by which the new box reaches the old one, where that is not the old box's own address: a virtual
+    /// appliance on QEMU user networking connects through a guest forward (`GuestForward`) that its domain is
+    /// defined with at step 1. Absent in journals written before, and for boxes that reach each other directly.
+    public var oldAddressFromNew: String?
 
     public init(
         old: BoxReference,
@@ -51,7 +55,8 @@ public struct MigrationSettings: Codable, Sendable, Equatable {
         repository: String? = nil,
         cutover: CutoverMethod = .none,
         decommission: Bool = false,
-        method: MigrationMethod? = .backupRestore
+        method: MigrationMethod? = .backupRestore,
+        oldAddressFromNew: String? = nil
     ) {
         self.old = old
         self.new = new
@@ -65,6 +70,7 @@ public struct MigrationSettings: Codable, Sendable, Equatable {
         self.cutover = cutover
         self.decommission = decommission
         self.method = method
+        self.oldAddressFromNew = oldAddressFromNew
     }
 
     /// Whether the new box syncs as a failover backup of the old one (`method: live`).

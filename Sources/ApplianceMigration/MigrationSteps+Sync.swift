@@ -153,7 +153,7 @@ extension MigrationProcedure {
                 .establishFailover,
                 body: EstablishRequest(
                     backup: box.address,
-                    reverse: old.address,
+                    reverse: settings.oldAddressFromNew ?? old.address,
                     intervalSeconds: 86_400,
                     firstSyncDelaySeconds: 3600
                 )
@@ -179,7 +179,8 @@ extension MigrationProcedure {
             throw MigrationError(
                 .failover,
                 "a sync of \(settings.new.name) from \(old.name) failed: \(record.error ?? record.result); check that "
-                    + "\(settings.new.name) reaches \(old.address), then run `appliancectl resume \(runId)`"
+                    + "\(settings.new.name) reaches \(settings.oldAddressFromNew ?? old.address), then run `appliancectl resume "
+                    + "\(runId)`"
             )
         }
         return record

@@ -1,6 +1,7 @@
 import ApplianceAPI
 import ApplianceClient
 public import ApplianceInventory
+import ApplianceTemplates
 import Foundation
 import ProcedureEngine
 
@@ -25,8 +26,9 @@ extension RunSession {
     ) throws -> MigrationSettings {
         let oldEntry = try inventory.appliance(named: spec.old.value)
         let newEntry = try inventory.appliance(named: spec.new.value)
+        let old = try reference(oldEntry)
         return MigrationSettings(
-            old: try reference(oldEntry),
+            old: old,
             new: try reference(newEntry),
             oldPasswordSecret: oldEntry.passwordSecret,
             newPasswordSecret: newEntry.passwordSecret,
@@ -37,8 +39,22 @@ extension RunSession {
             repository: repository ?? spec.repository,
             cutover: spec.cutover,
             decommission: spec.decommission,
-            method: spec.method
+            method: spec.method,
+            oldAddressFromNew: try Self.guestForwardAddress(to: old, from: newEntry, inventory: inventory)
         )
+    }
+
+    /// Where a new virtual appliance on QEMU user networking reaches the old box: the guest side of a forward
+    /// to the old box's address (same port). Nil where the new box reaches the old one directly.
+    static func guestForwardAddress(
+        to old: BoxReference,
+        from newEntry: ApplianceEntry,
+        inventory: Inventory
+    ) throws -> String? {
+        guard case .virtual(let spec) = newEntry.kind, let address = old.address, let parsed = HostPort(address)
+        else { return nil }
+        if case .libvirt = try inventory.hypervisor(named: spec.hypervisor).network { return nil }
+        return GuestForward(guestPort: parsed.port, targetHost: parsed.host, targetPort: parsed.port).guestAddress
     }
 
     /// `appliancectl run migrate.yml`: journals a new migration and runs it.

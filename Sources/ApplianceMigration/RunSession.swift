@@ -1,6 +1,8 @@
+import ApplianceAPI
 import ApplianceClient
 public import ApplianceInventory
 public import ApplianceProvisioning
+import ApplianceTemplates
 public import Foundation
 public import ProcedureEngine
 
@@ -120,7 +122,7 @@ public struct RunSession: Sendable {
             record: record,
             facts: MigrationMachine.facts(entries),
             secrets: try record.settings.secrets(from: secrets),
-            services: services(newName: record.settings.new.name),
+            services: services(record.settings),
             environment: environment
         )
         return try ProcedureRunner(
@@ -155,7 +157,17 @@ public struct RunSession: Sendable {
     }
 
     /// Step 1 through the inventory's hypervisor; pins recorded in the pin store and the inventory.
-    func services(newName: String) -> MigrationServices {
+    func services(_ settings: MigrationSettings) -> MigrationServices {
+        let newName = settings.new.name
+        // The live method's new box syncs from the old one: a virtual one on user networking needs a way there.
+        let forwards: [GuestForward]
+        if settings.isLive, let old = settings.old.address.flatMap(HostPort.init),
+            let port = settings.oldAddressFromNew.flatMap(HostPort.init)?.port
+        {
+            forwards = [GuestForward(guestPort: port, targetHost: old.host, targetPort: old.port)]
+        } else {
+            forwards = []
+        }
         let provisioner = provisioner
         let inventory = inventory ?? URL(fileURLWithPath: "inventory.yml")
         let secrets = secrets
@@ -167,7 +179,8 @@ public struct RunSession: Sendable {
                     name: newName,
                     inventoryFile: inventory,
                     secrets: secrets,
-                    lockHeld: true
+                    lockHeld: true,
+                    guestForwards: forwards
                 )
                 return BoxReference(name: newName, address: result.address, pin: result.pin, isVirtual: true)
             }

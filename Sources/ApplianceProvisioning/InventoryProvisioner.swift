@@ -52,12 +52,14 @@ public struct InventoryProvisioner: Sendable {
     ///
     /// - Parameters:
     ///   - lockHeld: the caller holds `name`'s lock already (a run locks every appliance it touches).
+    ///   - guestForwards: host addresses the new appliance may connect to (see `GuestForward`).
     /// - Returns: the result and the hypervisor's URI.
     public func provision(
         name: String,
         inventoryFile: URL,
         secrets: SecretSource,
-        lockHeld: Bool = false
+        lockHeld: Bool = false,
+        guestForwards: [GuestForward] = []
     ) async throws -> (result: ProvisionResult, hypervisorURI: String) {
         let inventory = try Inventory.load(from: inventoryFile)
         let entry = try inventory.appliance(named: name)
@@ -95,6 +97,7 @@ public struct InventoryProvisioner: Sendable {
             adminPassword: password.reveal()
         )
         request.vendorKeys = vendorKeys
+        request.guestForwards = guestForwards
         let result = try await provisioner.provision(request, image: files)
         try Inventory.record(
             appliance: name,

@@ -23,6 +23,9 @@ public struct VirtualApplianceRequest: Sendable, CustomStringConvertible {
     /// Vendor keys the appliance trusts for packages: the base64 body of each public key's PEM, passed on the
     /// kernel command line (`appliance.vendorkey=`).
     public var vendorKeys: [String] = []
+    /// Host addresses the guest may connect to (QEMU user networking only; a libvirt network routes by itself).
+    /// Set when the domain is defined: an adopted appliance keeps the forwards it was defined with.
+    public var guestForwards: [GuestForward] = []
 
     public init(
         name: String,
@@ -153,7 +156,8 @@ public struct Provisioner: Sendable {
                         + request.vendorKeys.map { " appliance.vendorkey=\($0)" }.joined(),
                     dataDisk: disk.path,
                     consoleLog: "\(hypervisor.poolPath)/\(Self.consoleVolume(request.name))",
-                    networking: networking
+                    networking: networking,
+                    guestForwards: hypervisor.target.network == nil ? request.guestForwards : []
                 )
                 progress("defining the domain \(request.name) (\(domainType == "kvm" ? "KVM" : "TCG, no KVM"))")
                 let xml = try templates.render(spec)

@@ -71,6 +71,42 @@ public struct TemplateError: Error, Sendable, CustomStringConvertible {
     public var description: String { message }
 }
 
+/// A connection the guest opens to `guestAddress` that QEMU user networking carries to `target` on the host
+/// (`guestfwd`, one `socat` per connection). This is how a virtual appliance on user networking, which cannot
+/// open connections to the host's addresses, reaches a box on this machine, e.g. the old box it syncs from.
+public struct GuestForward: Sendable, Equatable {
+    /// The address the guest sees, on QEMU's user network (10.0.2.0/24); the guest's own is 10.0.2.15.
+    public static let guestHost = "10.0.2.100"
+
+    public var guestPort: Int
+    /// HOST:PORT on the host.
+    public var targetHost: String
+    public var targetPort: Int
+
+    public init(guestPort: Int, targetHost: String, targetPort: Int) {
+        self.guestPort = guestPort
+        self.targetHost = targetHost
+        self.targetPort = targetPort
+    }
+
+    /// HOST:PORT the guest connects to.
+    public var guestAddress: String { "\(Self.guestHost):\(guestPort)" }
+
+    func validate() throws {
+        guard (1...65535).contains(guestPort), (1...65535).contains(targetPort) else {
+            throw TemplateError("guest forward ports must be 1 to 65535; got \(guestPort) and \(targetPort)")
+        }
+        // The target ends up inside a QEMU option (commas separate options) and a shell command (socat's).
+        let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-")
+        guard !targetHost.isEmpty, targetHost.count <= 253, targetHost.allSatisfy(allowed.contains) else {
+            throw TemplateError(
+                "a guest forward's target must be a host name or IPv4 address (letters, digits, '.', '-'); "
+                    + "got '\(targetHost)'"
+            )
+        }
+    }
+}
+
 /// How a virtual appliance's NIC is attached.
 public enum ApplianceNetworking: Sendable, Equatable {
     /// QEMU user mode: the guest's `guestPort` is forwarded from 127.0.0.1:`hostPort`.
@@ -94,6 +130,8 @@ public struct DomainSpec: Sendable {
     public var dataDisk: String?
     public var consoleLog: String
     public var networking: ApplianceNetworking
+    /// Connections the guest may open to the host (user networking only).
+    public var guestForwards: [GuestForward]
     public var tbCacheMiB: Int
 
     public init(
@@ -109,6 +147,7 @@ public struct DomainSpec: Sendable {
         dataDisk: String?,
         consoleLog: String,
         networking: ApplianceNetworking,
+        guestForwards: [GuestForward] = [],
         tbCacheMiB: Int = 32
     ) {
         self.name = name
@@ -123,6 +162,7 @@ public struct DomainSpec: Sendable {
         self.dataDisk = dataDisk
         self.consoleLog = consoleLog
         self.networking = networking
+        self.guestForwards = guestForwards
         self.tbCacheMiB = tbCacheMiB
     }
 
@@ -148,7 +188,11 @@ public struct DomainSpec: Sendable {
             }
         case .libvirtNetwork(let network):
             try TemplateCheck.name(network, what: "libvirt network name")
+            guard guestForwards.isEmpty else {
+                throw TemplateError("guest forwards need QEMU user networking; a libvirt network routes by itself")
+            }
         }
+        for forward in guestForwards { try forward.validate() }
     }
 
     var context: [String: Any] {
@@ -162,6 +206,12 @@ public struct DomainSpec: Sendable {
         case .userMode(let hostPort, let guestPort):
             values["userNetworkPort"] = hostPort
             values["guestPort"] = guestPort
+            values["guestForwards"] = guestForwards.map { forward in
+                [
+                    "guestAddress": forward.guestAddress,
+                    "target": "\(forward.targetHost):\(forward.targetPort)",
+                ]
+            }
         case .libvirtNetwork(let network):
             values["libvirtNetwork"] = network
         }

@@ -70,6 +70,30 @@ import Testing
         #expect(!xml.contains("<disk"))
     }
 
+    @Test func aGuestForwardRendersAsASocatCommandAndRefusesBadTargets() throws {
+        let renderer = try ApplianceTemplates(directory: Self.templates)
+        var spec = Self.domain(.userMode(hostPort: 18443, guestPort: 8443))
+        spec.guestForwards = [GuestForward(guestPort: 8443, targetHost: "127.0.0.11", targetPort: 8443)]
+        let xml = try renderer.render(spec)
+        #expect(try Self.validate(xml, as: "domain").status == 0, "\(xml)")
+        #expect(
+            xml.contains(
+                "restrict=on,hostfwd=tcp:127.0.0.1:18443-:8443,guestfwd=tcp:10.0.2.100:8443-cmd:socat - TCP:127.0.0.11:8443'"
+            ),
+            "\(xml)"
+        )
+        // The target lands in a QEMU option and a shell command: nothing but a host name or address passes.
+        for bad in ["127.0.0.1,hostfwd=tcp::22-:22", "host; rm -rf /", "", "a b"] {
+            spec.guestForwards = [GuestForward(guestPort: 8443, targetHost: bad, targetPort: 8443)]
+            #expect(throws: TemplateError.self) { try renderer.render(spec) }
+        }
+        spec.guestForwards = [GuestForward(guestPort: 0, targetHost: "127.0.0.11", targetPort: 8443)]
+        #expect(throws: TemplateError.self) { try renderer.render(spec) }
+        var bridged = Self.domain(.libvirtNetwork("appliances"))
+        bridged.guestForwards = [GuestForward(guestPort: 8443, targetHost: "127.0.0.11", targetPort: 8443)]
+        #expect(throws: TemplateError.self) { try renderer.render(bridged) }
+    }
+
     @Test func volumeAndNetworkXMLAreValid() throws {
         let renderer = try ApplianceTemplates(directory: Self.templates)
         let overlay = try renderer.render(
