@@ -3,9 +3,13 @@
 #
 # A populated physical box (an applianced process on 127.0.0.11:8443, site version 24.2.0, a CA-issued site
 # certificate, reached by its clients through a NAT on 127.0.0.12:8443) is migrated by
-# `appliancectl run migrate.yml`: a real VM is provisioned under QEMU through appliancectl's own libvirt daemon,
-# the six steps run, the file store and recordings follow, everything is verified, the NAT is swung to the VM,
-# and the old box is factory-reset and shut down. The run's report must say every item matched.
+# `appliancectl run migrate.yml` with `method: live` while a client keeps writing through the site address: a real
+# VM is provisioned under QEMU through appliancectl's own libvirt daemon, the install, backup (proven),
+# certificate, address and package steps run, the VM syncs as a failover backup of the box (reaching it through
+# a QEMU guest forward, 10.0.2.100:8443 in the guest to 127.0.0.11:8443 here) while the box serves, the box is
+# frozen for the last delta only, everything is verified, the NAT is swung to the VM, and the old box is
+# factory-reset and shut down. The run's report must say every item matched and give the downtime, and every
+# history row and file the writer got accepted must be on the VM.
 # The VM is destroyed at the end unless KEEP_VM=1.
 #
 #   SIZE=256MiB scripts/demo.sh        (default 256MiB; any size such as 1GiB works)
@@ -107,6 +111,19 @@ open(target, "w").write(text)
 PY
 grep -q "method: hook" "$work/migrate.yml"
 
+echo "== a client of the site writes a history row and a file through $site every 100 ms (scripts/site-writer.py)"
+export WRITER_PASSWORD_VARS="OLD_BOX_PASSWORD NEW_VM_PASSWORD"
+python3 scripts/site-writer.py write --site "$site" --state "$work/writer.json" --stop "$work/writer.stop" &
+writer=$!
+pids+=($writer)
+accepted() { python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["rows"]))' "$work/writer.json" 2>/dev/null || echo 0; }
+wait_accepted() {
+    for _ in $(seq 1 1200); do [ "$(accepted)" -ge "$1" ] && return 0; sleep 0.1; done
+    echo "the site writer got fewer than $1 rows accepted within 120 s" >&2
+    exit 1
+}
+wait_accepted 3
+
 echo "== the plan (dry run)"
 "$ctl" run "$work/migrate.yml" --inventory "$work/inventory.yml" --repository "$work/repo" --dry-run
 echo "== migrate: appliancectl run migrate.yml"
@@ -114,6 +131,12 @@ echo "== migrate: appliancectl run migrate.yml"
 "$ctl" run "$work/migrate.yml" --inventory "$work/inventory.yml" --yes --accept-eula \
     --repository "$work/repo" --vendor-key "$work/vendor.pub"
 "$ctl" runs
+# The site answers from the VM now: the writer gets through to it, then stops and checks that the VM has every
+# row and file the site accepted before, during and after the move.
+wait_accepted $(($(accepted) + 2))
+touch "$work/writer.stop"
+wait "$writer"
+python3 scripts/site-writer.py verify --site "$site" --state "$work/writer.json"
 report=$(ls -d "$APPLIANCECTL_HOME"/runs/*/report.json | head -n 1)
 cat "${report%.json}.md"
 python3 - "$report" <<'PY'
@@ -121,5 +144,8 @@ import json, sys
 report = json.load(open(sys.argv[1]))
 assert report["state"] == "finished", report["state"]
 assert report["allMatched"] is True, "the report says not every item matched"
-print(f"Report: {len(report['comparison'])} of {len(report['comparison'])} items matched; run {report['runId']} finished")
+downtime = report.get("downtimeSeconds")
+assert downtime is not None, "the report gives no downtime"
+print(f"Report: {len(report['comparison'])} of {len(report['comparison'])} items matched; run {report['runId']} "
+      f"finished; downtime {downtime:.2f} s")
 PY

@@ -71,6 +71,7 @@ public struct SessionDaemon: Sendable {
             )
         }
         try prepareRoot()
+        try writeQEMUConfig()
         // A socket left by a daemon that died would make the new one fail to bind.
         try? FileManager.default.removeItem(atPath: socketPath)
         var arguments: [String] = []
@@ -183,6 +184,31 @@ public struct SessionDaemon: Sendable {
             }
         }
         chmod(root.path, 0o711)
+    }
+
+    /// The daemon's qemu.conf: libvirt's own seccomp sandbox denies QEMU every fork and exec (`spawn=deny`), which
+    /// would kill the `guestfwd` command a VM reaches the old box through during a live migration. libvirt's is
+    /// turned off here and every domain asks for the same sandbox minus that one rule
+    /// (`Templates/domain.xml.mustache`), so QEMU still runs confined.
+    private func writeQEMUConfig() throws {
+        let directory = root.appendingPathComponent("config/libvirt", isDirectory: true)
+        let file = directory.appendingPathComponent("qemu.conf")
+        let text =
+            "# Written by appliancectl (SessionDaemon.writeQEMUConfig): the domains carry their own -sandbox.\n"
+            + "seccomp_sandbox = 0\n"
+        do {
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            try Data(text.utf8).write(to: file, options: .atomic)
+        } catch {
+            throw ProvisioningError(.daemon, "cannot write \(file.path) (\(error)); check APPLIANCECTL_LIBVIRT_HOME")
+        }
+        if geteuid() == 0 {
+            for path in [directory.deletingLastPathComponent().path, directory.path, file.path] {
+                guard chown(path, uid, gid) == 0 else {
+                    throw ProvisioningError(.daemon, "cannot hand \(path) to uid \(uid) (errno \(errno))")
+                }
+            }
+        }
     }
 
     /// Whether `pid` is a live process (not gone, not a zombie nobody reaped: PID 1 in a container may not reap).
