@@ -111,6 +111,8 @@ public final class Appliance: Sendable {
         gate.set(Self.loadMaintenance(box))
         // A sync that was decided before a crash is finished before anything is served.
         try applyStagedSync()
+        // Likewise a software install or rollback: the box database follows slots.json.
+        try recoverSoftwareSlots()
         if let relationship = try relationship(), relationship.role == .backup {
             failover.schedule(Date().addingTimeInterval(TimeInterval(min(relationship.intervalSeconds, 60))))
         }
@@ -178,6 +180,18 @@ public final class Appliance: Sendable {
         do {
             _ = try box.installedSoftware()
             _ = try site.securityPolicy()
+            if let failure = selfTestFailure() {
+                // X4: the installed package says it does not work; an upgrade run rolls back on this.
+                return (
+                    false,
+                    HealthResponse(
+                        status: "self_test_failed",
+                        applianceId: applianceId,
+                        hostname: hostname,
+                        reason: failure
+                    )
+                )
+            }
             let maintenance = gate.status
             let problems = served.problems
             var reasons = problems.map(\.message)
@@ -358,7 +372,7 @@ public final class Appliance: Sendable {
         try box.close()
         try fm.createDirectory(at: directory.resetTrash, withIntermediateDirectories: true)
         let doomed =
-            [directory.site, directory.recordings, directory.tmp, packagesDirectory]
+            [directory.site, directory.recordings, directory.tmp, packagesDirectory, softwareDirectory]
             + ["box.sqlite", "box.sqlite-wal", "box.sqlite-shm"].map { directory.root.appendingPathComponent($0) }
         for item in doomed where fm.fileExists(atPath: item.path) {
             try fm.moveItem(at: item, to: directory.resetTrash.appendingPathComponent(item.lastPathComponent))
