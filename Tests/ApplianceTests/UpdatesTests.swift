@@ -22,6 +22,7 @@ struct TestVendor {
         _ kind: PackageKind,
         _ version: String,
         requires: [PackageManifest.Requirement] = [],
+        selfTest: PackageManifest.SelfTest? = nil,
         signedBy signer: Ed25519PrivateKey? = nil
     ) throws -> URL {
         let file = directory.appendingPathComponent("\(name)-\(version)-\(UUID().uuidString.prefix(4)).pkg")
@@ -32,6 +33,7 @@ struct TestVendor {
             requires: requires,
             eula: "EULA of \(name) \(version): use it well.",
             description: "\(name) \(version)",
+            selfTest: selfTest,
             payload: SecureRandom.bytes(64 * 1024),
             signingKey: signer ?? key,
             to: file
