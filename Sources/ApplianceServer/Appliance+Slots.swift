@@ -114,6 +114,7 @@ extension Appliance {
                 Self.versions($0) == Self.versions(fromBox) ? $0 : nil
             } ?? fromBox
         try slotStore.keep(before, payloadsFrom: packagesDirectory)
+        crash(at: "install:kept")
         let now = Date()
         var packages = before.packages.filter { $0.name != manifest.name }
         packages.append(
@@ -134,7 +135,9 @@ extension Appliance {
             selfTestPackage: manifest.selfTest == nil ? nil : "\(manifest.name) \(manifest.version)"
         )
         try slotStore.save(SoftwareSlots(current: current, previous: before))
+        crash(at: "install:recorded")
         try apply(current)
+        crash(at: "install:applied")
         slotStore.removeSlotDirectories(except: [before.id])
         prunePayloads(keeping: current)
         return current
@@ -156,8 +159,11 @@ extension Appliance {
         }
         let rolledBack = try box.installedSoftware()
         try slotStore.restorePayloads(of: previous, to: packagesDirectory)
+        crash(at: "rollback:payloads")
         try slotStore.save(SoftwareSlots(current: previous, previous: nil))
+        crash(at: "rollback:recorded")
         try apply(previous)
+        crash(at: "rollback:applied")
         slotStore.removeSlotDirectories(except: [])
         prunePayloads(keeping: previous)
         try site.logoutEveryone()
