@@ -115,6 +115,7 @@ struct TestVendor {
         // A factory reset returns the factory software: the installed package and its payload are gone.
         let payloads = box.dataDir.appendingPathComponent("packages")
         #expect(try FileManager.default.contentsOfDirectory(atPath: payloads.path).count == 1)
+        #expect(FileManager.default.fileExists(atPath: box.dataDir.appendingPathComponent("software/slots.json").path))
         let pinBeforeReset = box.pin
         try await again.perform(.factoryReset, body: FactoryResetRequest(confirmHostname: status.hostname))
         try await box.waitUntilKeyChanges(from: pinBeforeReset)
@@ -122,6 +123,9 @@ struct TestVendor {
         let reset: StatusResponse = try await box.admin().call(.status)
         #expect(reset.software.siteVersion == "24.1.0")
         #expect(!FileManager.default.fileExists(atPath: payloads.path))
+        // And so is the previous software slot: a reset box has nothing to roll back to.
+        #expect(!FileManager.default.fileExists(atPath: box.dataDir.appendingPathComponent("software").path))
+        #expect(try await box.admin().softwareSlots().previous == nil)
     }
 
     @Test func badPackagesAreRefusedAndChangeNothing() async throws {
