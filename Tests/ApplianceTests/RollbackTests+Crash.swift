@@ -75,4 +75,36 @@ extension RollbackTests {
         }
         #expect(try await box.connection().health().healthy)
     }
+
+    @Test func aSelfTestInterruptedByARestartCountsAsFailed() async throws {
+        let vendor = try TestVendor()
+        let box = try await TestBox(arguments: ["--vendor-key", vendor.keyFile.path])
+        defer { box.terminate() }
+        let admin = try await box.admin()
+        // Long enough to be caught running; the orphaned sleep ends on its own afterwards.
+        let slow = try vendor.package(
+            "site",
+            .site,
+            "24.2.0",
+            selfTest: .init(command: "sleep 20", timeoutSeconds: 600)
+        )
+        let install = Task { try await admin.installPackage(fromFile: slow.path, acceptEula: true) }
+        try await TestSupport.poll("the self-test to run", every: .milliseconds(200)) {
+            guard let session = try? await box.admin() else { return false }
+            return (try? await session.softwareSlots().current.selfTest) == "running"
+        }
+        await box.kill()
+        _ = await install.result
+
+        try await box.start(requireHealthy: false)
+        let probe = try await box.connection().health()
+        #expect(!probe.healthy)
+        #expect(probe.health.status == "self_test_failed")
+        #expect(probe.health.reason?.contains("stopped while the self-test ran") == true, "\(probe.health)")
+        #expect(probe.health.reason?.contains("site 24.2.0") == true, "\(probe.health)")
+
+        let answer = try await box.admin().rollback()
+        #expect(answer.software.siteVersion == "24.1.0")
+        #expect(try await box.connection().health().healthy)
+    }
 }
