@@ -145,6 +145,7 @@ let package = Package(
                 "ApplianceCrypto",
                 "ApplianceStore",
                 "BackupFormat",
+                "ProcessSpawn",
                 "SoftwarePackages",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),

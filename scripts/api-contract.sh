@@ -94,6 +94,11 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "409"]
 include-operation-id = "updates"
 checks.not_a_server_error.expected-statuses = ["2xx", "4xx", "502"]
 
+# X4: a fresh box has no previous software slot, so its rollback is refused 409 no_previous_slot.
+[[operations]]
+include-operation-id = "rollbackUpdate"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "409"]
+
 [[operations]]
 include-operation-id = "installUpdate"
 checks.not_a_server_error.expected-statuses = ["2xx", "4xx", "502"]

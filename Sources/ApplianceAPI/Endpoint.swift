@@ -53,6 +53,8 @@ extension Endpoint {
     public static let installUpdate = Endpoint("POST", "/appliance/api/updates/install")
     public static let uploadUpdate = Endpoint("POST", "/appliance/api/updates/upload")
     public static let downloadKey = Endpoint("POST", "/appliance/api/updates/download-key")
+    public static let updateSlots = Endpoint("GET", "/appliance/api/updates/slots")
+    public static let rollbackUpdate = Endpoint("POST", "/appliance/api/updates/rollback")
     public static let listRecordings = Endpoint("GET", "/appliance/api/recordings")
     public static let putRecording = Endpoint("PUT", "/appliance/api/recordings/{name}")
     public static let getRecording = Endpoint("GET", "/appliance/api/recordings/{name}")
@@ -107,7 +109,7 @@ extension Endpoint {
         .health, .login, .logout, .changePassword,
         .status, .network, .updateNetworkSettings, .addAddress, .updateAddress, .deleteAddress,
         .listCertificates, .importCertificate, .exportCertificate, .deleteCertificate, .assignCertificate,
-        .updates, .setUpdateSource, .installUpdate, .uploadUpdate, .downloadKey,
+        .updates, .setUpdateSource, .installUpdate, .uploadUpdate, .downloadKey, .updateSlots, .rollbackUpdate,
         .listRecordings, .putRecording, .getRecording, .factoryReset, .shutdown, .reboot,
         .maintenance, .setMaintenance,
         .security, .updateSecurity, .settings, .updateSettings, .listUsers, .createUser,

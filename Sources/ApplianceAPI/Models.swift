@@ -705,6 +705,8 @@ public struct InstallResponse: Codable, Sendable {
     public var siteHash: String?
     public var installersGeneration: Int
     public var message: String
+    /// The package's post-install self-test; nil when it has none. A failed one leaves `/health` at 500.
+    public var selfTest: SelfTestReport?
 
     public init(
         name: String,
@@ -713,8 +715,10 @@ public struct InstallResponse: Codable, Sendable {
         software: InstalledSoftware,
         siteHash: String?,
         installersGeneration: Int,
-        message: String
+        message: String,
+        selfTest: SelfTestReport? = nil
     ) {
+        self.selfTest = selfTest
         self.name = name
         self.kind = kind
         self.version = version

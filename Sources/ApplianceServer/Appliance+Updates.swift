@@ -127,7 +127,7 @@ extension Appliance {
             let data = try await fetch(URL(string: source + "/" + entry.file), what: entry.file)
             try data.write(to: scratch)
         }
-        return try install(file: scratch, acceptEula: request.acceptEula)
+        return try await install(file: scratch, acceptEula: request.acceptEula)
     }
 
     /// Installs an uploaded package file (manual install, e.g. fetched with a download key).
@@ -138,7 +138,7 @@ extension Appliance {
             try buffer.withUnsafeReadableBytes { try writer.write($0) }
         }
         _ = try writer.finish()
-        return try install(file: writer.scratch, acceptEula: acceptEula)
+        return try await install(file: writer.scratch, acceptEula: acceptEula)
     }
 
     /// A version for ordering; unparseable text sorts first.
@@ -147,8 +147,9 @@ extension Appliance {
     }
 
     /// Verifies and installs a package file: trusted signature, intact payload, version order, dependencies,
-    /// EULA accepted. Then it is the installed software; every user is logged out.
-    func install(file: URL, acceptEula: Bool) throws -> InstallResponse {
+    /// EULA accepted. What ran before is kept as the previous software slot (X4); then the package is the
+    /// installed software, every user is logged out, and its self-test (if it has one) runs.
+    func install(file: URL, acceptEula: Bool) async throws -> InstallResponse {
         guard !vendorKeys.isEmpty else {
             throw ApplianceServerError.conflict(
                 "this appliance trusts no vendor key; start applianced with --vendor-key FILE to install packages"
@@ -173,15 +174,20 @@ extension Appliance {
         try beginExclusive("software installation")
         defer { endExclusive() }
         try FileManager.default.createDirectory(at: packagesDirectory, withIntermediateDirectories: true)
+        // Checked again inside the exclusive section: another install may have finished meanwhile.
+        try UpdatePlanner.checkInstall(manifest, installed: try box.installedPackages())
         try verified.copyPayload(
-            to: packagesDirectory.appendingPathComponent("\(manifest.name)-\(manifest.version).payload")
+            to: packagesDirectory.appendingPathComponent(
+                Self.payloadFileName(name: manifest.name, version: manifest.version)
+            )
         )
-        try box.recordInstalledPackage(name: manifest.name, kind: manifest.kind.rawValue, version: manifest.version)
+        _ = try enterSlot(installing: manifest)
         try site.logoutEveryone()
         logger.notice(
             "Package installed",
             metadata: ["package.name": "\(manifest.name)", "package.version": "\(manifest.version)"]
         )
+        let selfTest = try await runSelfTest(of: manifest)
         let siteHash = try box.meta("siteHash")
         return InstallResponse(
             name: manifest.name,
@@ -190,11 +196,18 @@ extension Appliance {
             software: try box.installedSoftware(),
             siteHash: siteHash,
             installersGeneration: Int(try box.meta("installersGeneration") ?? "1") ?? 1,
-            message: manifest.kind == .site
+            message: (manifest.kind == .site
                 ? "Site updated: client installers generated earlier are invalid, regenerate them; the site hash "
                     + "changed; every user was logged out."
-                : "Installed; every user was logged out."
+                : "Installed; every user was logged out.")
+                + (selfTest?.message.map(Self.selfTestFailureNote) ?? ""),
+            selfTest: selfTest
         )
+    }
+
+    static func selfTestFailureNote(_ message: String) -> String {
+        " The self-test failed, so the appliance reports itself unhealthy: \(message); roll back with "
+            + "`appliancectl updates rollback ADDRESS`."
     }
 
     func issueDownloadKey() throws -> DownloadKeyResponse {

@@ -111,6 +111,8 @@ public final class Appliance: Sendable {
         gate.set(Self.loadMaintenance(box))
         // A sync that was decided before a crash is finished before anything is served.
         try applyStagedSync()
+        // Likewise a software install or rollback: the box database follows slots.json.
+        try recoverSoftwareSlots()
         if let relationship = try relationship(), relationship.role == .backup {
             failover.schedule(Date().addingTimeInterval(TimeInterval(min(relationship.intervalSeconds, 60))))
         }
@@ -167,81 +169,6 @@ public final class Appliance: Sendable {
     /// The addresses that should have a listener: every enabled entry.
     func desiredListeners() throws -> Set<String> {
         Set(try box.addresses().filter(\.enabled).map(\.address))
-    }
-
-    // MARK: A1 status and health
-
-    /// A1 health: "failing" (500) when the stores cannot be read, "degraded" (still 200: the box serves, but
-    /// writes may soon fail) when the data file system runs low on space, "ok" otherwise.
-    public func health() -> (healthy: Bool, response: HealthResponse) {
-        let hostname = (try? box.networkSettings().hostname) ?? "unknown"
-        do {
-            _ = try box.installedSoftware()
-            _ = try site.securityPolicy()
-            let maintenance = gate.status
-            let problems = served.problems
-            var reasons = problems.map(\.message)
-            let lowSpace = lowSpaceReason()
-            if let lowSpace { reasons.append(lowSpace) }
-            if maintenance.enabled { reasons.append(maintenance.refusal) }
-            // Still serving in every case (the factory certificate stands in for an unusable one), so 200; the
-            // status and reason say what the operator must know or fix.
-            return (
-                true,
-                HealthResponse(
-                    status: !problems.isEmpty || lowSpace != nil
-                        ? "degraded" : maintenance.enabled ? "maintenance" : "ok",
-                    applianceId: applianceId,
-                    hostname: hostname,
-                    reason: reasons.isEmpty ? nil : reasons.joined(separator: "; "),
-                    maintenance: maintenance.enabled ? maintenance : nil,
-                    certificateProblems: problems.isEmpty ? nil : problems,
-                    failover: failoverHealth()
-                )
-            )
-        } catch {
-            return (
-                false,
-                HealthResponse(status: "failing", applianceId: applianceId, hostname: hostname, reason: "\(error)")
-            )
-        }
-    }
-
-    /// Why free space on the data file system is too low, nil while there is enough.
-    func lowSpaceReason() -> String? {
-        guard let space = DiskSpace.of(directory.root) else { return nil }
-        let limit = configuration.minimumFreeBytes
-        guard space.freeBytes < limit else { return nil }
-        return "low disk space: \(DiskSpace.format(space.freeBytes)) of \(DiskSpace.format(space.totalBytes)) free "
-            + "on the data file system (below \(DiskSpace.format(limit))); backups, restores and uploads may be "
-            + "refused with 507; delete files or recordings or grow the disk"
-    }
-
-    public func status() throws -> StatusResponse {
-        let settings = try box.networkSettings()
-        return StatusResponse(
-            hostname: settings.hostname,
-            applianceId: applianceId,
-            software: try box.installedSoftware(),
-            clock: ClockStatus(
-                utc: Date(),
-                ntpServers: settings.ntpServers,
-                lastNtpSync: nil,
-                source: "host clock: applianced runs as a process, the host keeps time"
-            ),
-            uptimeSeconds: Date().timeIntervalSince(startedAt),
-            failoverRole: failoverRole,
-            storage: Self.storage(of: directory.root.path),
-            maintenance: gate.status,
-            certificateProblems: served.problems.isEmpty ? nil : served.problems
-        )
-    }
-
-    static func storage(of path: String) -> StorageStatus? {
-        var stats = statvfs()
-        guard statvfs(path, &stats) == 0 else { return nil }
-        let block = Int64(stats.f_frsize)
-        return StorageStatus(totalBytes: Int64(stats.f_blocks) * block, freeBytes: Int64(stats.f_bavail) * block)
     }
 
     // MARK: A3 network
@@ -358,7 +285,7 @@ public final class Appliance: Sendable {
         try box.close()
         try fm.createDirectory(at: directory.resetTrash, withIntermediateDirectories: true)
         let doomed =
-            [directory.site, directory.recordings, directory.tmp, packagesDirectory]
+            [directory.site, directory.recordings, directory.tmp, packagesDirectory, softwareDirectory]
             + ["box.sqlite", "box.sqlite-wal", "box.sqlite-shm"].map { directory.root.appendingPathComponent($0) }
         for item in doomed where fm.fileExists(atPath: item.path) {
             try fm.moveItem(at: item, to: directory.resetTrash.appendingPathComponent(item.lastPathComponent))

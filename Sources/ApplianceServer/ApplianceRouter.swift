@@ -124,6 +124,8 @@ enum ApplianceRouter {
                 return try json(try await appliance.installUpload(request.body, acceptEula: accepted))
             },
             .downloadKey: { _, _ in try json(try appliance.issueDownloadKey()) },
+            .updateSlots: { _, _ in try json(try appliance.slotsResponse()) },
+            .rollbackUpdate: { _, _ in try json(try appliance.rollback()) },
             .listRecordings: { _, _ in try json(try appliance.box.recordings()) },
             .putRecording: { request, context in
                 let name = try name(context)

@@ -178,27 +178,6 @@ public final class BoxDatabase: Sendable {
         }
     }
 
-    /// Records an installed package. A site package also changes the site hash and invalidates the client
-    /// installers generated so far (their generation number goes up).
-    public func recordInstalledPackage(name: String, kind: String, version: String) throws {
-        try writer.write { db in
-            try SoftwareRecord(name: name, kind: kind, version: version, installedAt: Date()).save(db)
-            if kind == "site" {
-                try db.execute(
-                    sql: "INSERT OR REPLACE INTO box_meta (key, value) VALUES ('siteHash', ?)",
-                    arguments: [SecureRandom.bytes(16).hexString]
-                )
-                let generation =
-                    try String.fetchOne(db, sql: "SELECT value FROM box_meta WHERE key = 'installersGeneration'")
-                    .flatMap(Int.init) ?? 1
-                try db.execute(
-                    sql: "INSERT OR REPLACE INTO box_meta (key, value) VALUES ('installersGeneration', ?)",
-                    arguments: ["\(generation + 1)"]
-                )
-            }
-        }
-    }
-
     // MARK: Box configuration
 
     public func networkSettings() throws -> NetworkSettings {

@@ -12,6 +12,14 @@ public enum Spawn {
         public var description: String
     }
 
+    /// How a program run with a time limit ended.
+    public enum Outcome: Sendable, Equatable {
+        /// Its exit status, or 128 + the signal that ended it.
+        case exited(Int32)
+        /// It was still running at the limit; it and every process of its group were killed.
+        case timedOut
+    }
+
     /// Runs `executable` (a path) with stdin from /dev/null and stdout and stderr into the file `output`;
     /// returns its exit status, or 128 + the signal that ended it.
     public static func runAndWait(
@@ -20,6 +28,54 @@ public enum Spawn {
         environment: [String],
         output: String
     ) throws -> Int32 {
+        let pid = try spawn(executable, arguments: arguments, environment: environment, output: output, group: false)
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        return exitStatus(status)
+    }
+
+    /// Runs `executable` like `runAndWait`, in a process group of its own, for at most `timeout`: past it the
+    /// group is killed (SIGKILL), so a hung self-test or a child it left behind cannot hold the caller.
+    ///
+    /// Blocks the calling thread; call it from a thread of its own, not from the cooperative pool.
+    public static func run(
+        _ executable: String,
+        arguments: [String],
+        environment: [String],
+        output: String,
+        timeout: Duration
+    ) throws -> Outcome {
+        let pid = try spawn(executable, arguments: arguments, environment: environment, output: output, group: true)
+        let deadline = ContinuousClock.now + timeout
+        var status: Int32 = 0
+        while true {
+            let result = waitpid(pid, &status, WNOHANG)
+            if result == pid { return .exited(exitStatus(status)) }
+            if result < 0 && errno != EINTR {
+                throw Failure(description: "cannot wait for \(executable) (errno \(errno))")
+            }
+            if ContinuousClock.now >= deadline {
+                kill(-pid, SIGKILL)
+                kill(pid, SIGKILL)
+                while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+                return .timedOut
+            }
+            usleep(10_000)
+        }
+    }
+
+    /// WIFEXITED / WEXITSTATUS by hand (they are macros).
+    private static func exitStatus(_ status: Int32) -> Int32 {
+        status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+    }
+
+    private static func spawn(
+        _ executable: String,
+        arguments: [String],
+        environment: [String],
+        output: String,
+        group: Bool
+    ) throws -> pid_t {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -43,7 +99,13 @@ public enum Spawn {
         sigemptyset(&empty)
         posix_spawnattr_setsigdefault(&attributes, &defaults)
         posix_spawnattr_setsigmask(&attributes, &empty)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
+        var flags = POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK
+        if group {
+            // Its own group (led by itself), so a timeout can kill whatever it started as well.
+            posix_spawnattr_setpgroup(&attributes, 0)
+            flags |= POSIX_SPAWN_SETPGROUP
+        }
+        posix_spawnattr_setflags(&attributes, Int16(flags))
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         let envp = environment.map { strdup($0) } + [nil]
         defer {
@@ -54,10 +116,7 @@ public enum Spawn {
         guard result == 0 else {
             throw Failure(description: "cannot run \(executable) (error \(result))")
         }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        // WIFEXITED / WEXITSTATUS by hand (they are macros).
-        return status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        return pid
     }
 
     static func openDescriptors() -> [Int32] {

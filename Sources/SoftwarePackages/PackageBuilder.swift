@@ -31,12 +31,15 @@ public enum PackageBuilder {
         eula: String = "",
         description: String = "",
         createdAt: Date = Date(),
+        selfTest: PackageManifest.SelfTest? = nil,
         payload: URL,
         signingKey: Ed25519PrivateKey,
         to output: URL
     ) throws -> PackageManifest {
         try build(
             PackageManifest(
+                // The oldest format that holds what this package has, so older appliances still read it.
+                formatVersion: selfTest == nil ? 1 : PackageManifest.selfTestFormatVersion,
                 name: name,
                 kind: kind,
                 version: version,
@@ -46,7 +49,8 @@ public enum PackageBuilder {
                 payloadSize: 0,
                 payloadSHA256: "",
                 createdAt: Timestamp.truncated(createdAt),
-                signingKeyId: signingKey.publicKey.keyId
+                signingKeyId: signingKey.publicKey.keyId,
+                selfTest: selfTest
             ),
             payload: .file(payload),
             signingKey: signingKey,
@@ -64,12 +68,15 @@ public enum PackageBuilder {
         eula: String = "",
         description: String = "",
         createdAt: Date = Date(),
+        selfTest: PackageManifest.SelfTest? = nil,
         payload: [UInt8],
         signingKey: Ed25519PrivateKey,
         to output: URL
     ) throws -> PackageManifest {
         try build(
             PackageManifest(
+                // The oldest format that holds what this package has, so older appliances still read it.
+                formatVersion: selfTest == nil ? 1 : PackageManifest.selfTestFormatVersion,
                 name: name,
                 kind: kind,
                 version: version,
@@ -79,7 +86,8 @@ public enum PackageBuilder {
                 payloadSize: 0,
                 payloadSHA256: "",
                 createdAt: Timestamp.truncated(createdAt),
-                signingKeyId: signingKey.publicKey.keyId
+                signingKeyId: signingKey.publicKey.keyId,
+                selfTest: selfTest
             ),
             payload: .bytes(payload),
             signingKey: signingKey,

@@ -13,8 +13,29 @@ public enum PackageKind: String, Codable, Sendable, CaseIterable {
 /// `createdAt` is encoded as ISO 8601 UTC to the whole second (for example `"2026-05-01T12:00:00Z"`), whatever the
 /// encoder's date strategy, so a decoded manifest re-encodes to the same text.
 public struct PackageManifest: Codable, Sendable, Equatable {
-    /// The manifest format this code writes; verifiers refuse newer versions.
-    public static let currentFormatVersion = 1
+    /// The newest manifest format this code reads and writes; verifiers refuse newer versions.
+    ///
+    /// Version 2 added `selfTest`. A builder writes version 1 for a package without a self-test, so appliances
+    /// that read only version 1 still install it.
+    public static let currentFormatVersion = 2
+
+    /// The first format version that may carry a `selfTest`.
+    public static let selfTestFormatVersion = 2
+
+    /// A check the appliance runs after installing the package; a failure (non-zero exit or the time limit)
+    /// marks the box unhealthy until the package is rolled back or a fixed one installed.
+    public struct SelfTest: Codable, Sendable, Equatable, Hashable {
+        /// Run as `/bin/sh -c COMMAND` with `PACKAGE_NAME`, `PACKAGE_VERSION` and `PACKAGE_PAYLOAD` (the
+        /// installed payload file) in its environment.
+        public var command: String
+        /// Seconds the command may run before it is killed and counts as failed: 1 to 3600.
+        public var timeoutSeconds: Int
+
+        public init(command: String, timeoutSeconds: Int = 60) {
+            self.command = command
+            self.timeoutSeconds = timeoutSeconds
+        }
+    }
 
     /// Another package that must be installed, at `minimumVersion` or newer, before this one.
     public struct Requirement: Codable, Sendable, Equatable, Hashable {
@@ -45,6 +66,8 @@ public struct PackageManifest: Codable, Sendable, Equatable {
     public var createdAt: Date
     /// `Ed25519PublicKey.keyId` of the key that signed the manifest.
     public var signingKeyId: String
+    /// The post-install self-test, if the package has one (format version 2 and later).
+    public var selfTest: SelfTest?
 
     public init(
         formatVersion: Int = PackageManifest.currentFormatVersion,
@@ -57,8 +80,10 @@ public struct PackageManifest: Codable, Sendable, Equatable {
         payloadSize: Int64,
         payloadSHA256: String,
         createdAt: Date,
-        signingKeyId: String
+        signingKeyId: String,
+        selfTest: SelfTest? = nil
     ) {
+        self.selfTest = selfTest
         self.formatVersion = formatVersion
         self.name = name
         self.kind = kind
@@ -74,7 +99,7 @@ public struct PackageManifest: Codable, Sendable, Equatable {
 
     private enum CodingKeys: String, CodingKey {
         case formatVersion, name, kind, version, requires, eula, description, payloadSize, payloadSHA256, createdAt
-        case signingKeyId
+        case signingKeyId, selfTest
     }
 
     public init(from decoder: any Decoder) throws {
@@ -98,6 +123,7 @@ public struct PackageManifest: Codable, Sendable, Equatable {
         }
         createdAt = date
         signingKeyId = try container.decode(String.self, forKey: .signingKeyId)
+        selfTest = try container.decodeIfPresent(SelfTest.self, forKey: .selfTest)
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -113,6 +139,7 @@ public struct PackageManifest: Codable, Sendable, Equatable {
         try container.encode(payloadSHA256, forKey: .payloadSHA256)
         try container.encode(Timestamp.format(createdAt), forKey: .createdAt)
         try container.encode(signingKeyId, forKey: .signingKeyId)
+        try container.encodeIfPresent(selfTest, forKey: .selfTest)
     }
 
     /// The name a repository stores this package under: `<name>_<version>.pkg`.
@@ -151,6 +178,21 @@ public struct PackageManifest: Codable, Sendable, Equatable {
         }
         guard isLowercaseHex(signingKeyId, length: 16) else {
             throw invalid("signingKeyId \"\(signingKeyId)\" is not a 16-digit key id (Ed25519PublicKey.keyId)")
+        }
+        if let selfTest {
+            guard formatVersion >= Self.selfTestFormatVersion else {
+                throw invalid(
+                    "a self-test needs manifest format version \(Self.selfTestFormatVersion), not \(formatVersion); "
+                        + "build the package again with this software"
+                )
+            }
+            guard !selfTest.command.trimmingCharacters(in: .whitespaces).isEmpty, selfTest.command.utf8.count <= 4096
+            else {
+                throw invalid("the self-test command must be 1 to 4096 bytes; give a shell command such as 'exit 0'")
+            }
+            guard (1...3600).contains(selfTest.timeoutSeconds) else {
+                throw invalid("a self-test time limit of \(selfTest.timeoutSeconds) s is outside 1 to 3600 seconds")
+            }
         }
     }
 

@@ -40,8 +40,9 @@ final class TestBox: @unchecked Sendable {
         try await start()
     }
 
-    /// (Re)starts the process on the same data directory and waits for its health probe.
-    func start() async throws {
+    /// (Re)starts the process on the same data directory and waits for its health probe to answer 200 (with
+    /// `requireHealthy` false: to answer at all).
+    func start(requireHealthy: Bool = true) async throws {
         let process = Process()
         process.executableURL = TestSupport.binary("applianced")
         process.arguments =
@@ -62,10 +63,10 @@ final class TestBox: @unchecked Sendable {
         try process.run()
         self.process = process
         self.exit = exit
-        try await waitUntilHealthy()
+        try await waitUntilHealthy(acceptUnhealthy: !requireHealthy)
     }
 
-    func waitUntilHealthy(timeout: Duration = .seconds(30)) async throws {
+    func waitUntilHealthy(timeout: Duration = .seconds(30), acceptUnhealthy: Bool = false) async throws {
         let deadline = ContinuousClock.now + timeout
         var lastError: (any Error)?
         while ContinuousClock.now < deadline {
@@ -76,7 +77,7 @@ final class TestBox: @unchecked Sendable {
                 let (pin, _) = try await PinnedHTTPClient.fetchPeerCertificate(host: address, port: Self.port)
                 self.pin = pin
                 let (healthy, _, _) = try await connection().health()
-                if healthy { return }
+                if healthy || acceptUnhealthy { return }
             } catch {
                 lastError = error
             }

@@ -22,6 +22,7 @@ struct TestVendor {
         _ kind: PackageKind,
         _ version: String,
         requires: [PackageManifest.Requirement] = [],
+        selfTest: PackageManifest.SelfTest? = nil,
         signedBy signer: Ed25519PrivateKey? = nil
     ) throws -> URL {
         let file = directory.appendingPathComponent("\(name)-\(version)-\(UUID().uuidString.prefix(4)).pkg")
@@ -32,6 +33,7 @@ struct TestVendor {
             requires: requires,
             eula: "EULA of \(name) \(version): use it well.",
             description: "\(name) \(version)",
+            selfTest: selfTest,
             payload: SecureRandom.bytes(64 * 1024),
             signingKey: signer ?? key,
             to: file
@@ -113,6 +115,7 @@ struct TestVendor {
         // A factory reset returns the factory software: the installed package and its payload are gone.
         let payloads = box.dataDir.appendingPathComponent("packages")
         #expect(try FileManager.default.contentsOfDirectory(atPath: payloads.path).count == 1)
+        #expect(FileManager.default.fileExists(atPath: box.dataDir.appendingPathComponent("software/slots.json").path))
         let pinBeforeReset = box.pin
         try await again.perform(.factoryReset, body: FactoryResetRequest(confirmHostname: status.hostname))
         try await box.waitUntilKeyChanges(from: pinBeforeReset)
@@ -120,6 +123,9 @@ struct TestVendor {
         let reset: StatusResponse = try await box.admin().call(.status)
         #expect(reset.software.siteVersion == "24.1.0")
         #expect(!FileManager.default.fileExists(atPath: payloads.path))
+        // And so is the previous software slot: a reset box has nothing to roll back to.
+        #expect(!FileManager.default.fileExists(atPath: box.dataDir.appendingPathComponent("software").path))
+        #expect(try await box.admin().softwareSlots().previous == nil)
     }
 
     @Test func badPackagesAreRefusedAndChangeNothing() async throws {

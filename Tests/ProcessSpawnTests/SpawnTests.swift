@@ -73,4 +73,39 @@ struct SpawnTests {
         #expect(pipeEnds.allSatisfy { $0 > 2 })
         #expect(descriptors.allSatisfy { $0 <= 3 }, "inherited: \(descriptors)")
     }
+
+    @Test("a time limit kills the program and what it started, and a program that finishes in time reports its exit")
+    func timeout() throws {
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let pidFile = directory.appendingPathComponent("child.pid").path
+        let started = ContinuousClock.now
+        let outcome = try Spawn.run(
+            "/bin/sh",
+            arguments: ["-c", "sleep 300 & echo $! > \(pidFile); wait"],
+            environment: ["PATH=/usr/bin:/bin"],
+            output: directory.appendingPathComponent("out.log").path,
+            timeout: .milliseconds(300)
+        )
+        #expect(outcome == .timedOut)
+        #expect(ContinuousClock.now - started < .seconds(30))
+        let child = try #require(
+            pid_t(try String(contentsOfFile: pidFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines))
+        )
+        // The child of the killed group is gone too (it may linger as a zombie of init for a moment).
+        var gone = false
+        for _ in 0..<500 where !gone {
+            let stat = try? String(contentsOfFile: "/proc/\(child)/stat", encoding: .utf8)
+            gone = kill(child, 0) != 0 || stat?.contains(") Z ") == true
+            if !gone { usleep(10_000) }
+        }
+        #expect(gone, "the group's other process still runs")
+        let quick = try Spawn.run(
+            "/bin/sh",
+            arguments: ["-c", "exit 3"],
+            environment: [],
+            output: directory.appendingPathComponent("out.log").path,
+            timeout: .seconds(30)
+        )
+        #expect(quick == .exited(3))
+    }
 }

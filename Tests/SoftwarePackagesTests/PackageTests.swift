@@ -268,7 +268,7 @@ struct PackageTests {
         let directory = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         var future = manifest("core", "2.0", kind: .base)
-        future.formatVersion = 2
+        future.formatVersion = PackageManifest.currentFormatVersion + 1
         future.signingKeyId = vendor.publicKey.keyId
         future.payloadSHA256 = SHA256Hasher.hash([]).hexString
         let encoder = JSONEncoder()

@@ -6,11 +6,14 @@ import ArgumentParser
 import Foundation
 import SoftwarePackages
 
-/// `appliancectl updates source|check|install|upload|download-key|fetch` (A5).
+/// `appliancectl updates source|check|install|upload|download-key|fetch|slots|rollback` (A5, X4).
 struct Updates: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Check for and install signed software packages.",
-        subcommands: [Source.self, Check.self, Install.self, Upload.self, DownloadKeyCommand.self, Fetch.self]
+        subcommands: [
+            Source.self, Check.self, Install.self, Upload.self, DownloadKeyCommand.self, Fetch.self, Slots.self,
+            Rollback.self,
+        ]
     )
 
     struct Source: AsyncParsableCommand {
@@ -74,6 +77,7 @@ struct Updates: AsyncParsableCommand {
             )
             if box.json { return try printJSON(result) }
             print("Installed \(result.name) \(result.version) on \(box.address). \(result.message)")
+            if result.selfTest?.passed == false { throw ExitCode.failure }
         }
     }
 
@@ -91,6 +95,7 @@ struct Updates: AsyncParsableCommand {
         func run() async throws {
             let installed = try await box.session().installPackage(fromFile: file, acceptEula: acceptEula)
             print("Installed \(installed.name) \(installed.version) on \(box.address). \(installed.message)")
+            if installed.selfTest?.passed == false { throw ExitCode.failure }
         }
     }
 

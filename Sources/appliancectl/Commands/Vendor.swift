@@ -56,6 +56,17 @@ struct Vendor: ParsableCommand {
         @Option(help: "Payload file.")
         var payload: String
 
+        @Option(
+            help: ArgumentHelp(
+                "Post-install self-test: a shell command the appliance runs after installing; non-zero fails it.",
+                discussion: "It sees PACKAGE_NAME, PACKAGE_VERSION and PACKAGE_PAYLOAD (the installed payload file)."
+            )
+        )
+        var selfTest: String?
+
+        @Option(help: "Seconds the self-test may run before it counts as failed (1 to 3600).")
+        var selfTestTimeout = 60
+
         @Option(help: "Package file to write.")
         var out: String
 
@@ -65,6 +76,9 @@ struct Vendor: ParsableCommand {
             }
             for requirement in requires where !requirement.contains(">=") {
                 throw ValidationError("--requires must be NAME>=VERSION, not \(requirement)")
+            }
+            guard (1...3600).contains(selfTestTimeout) else {
+                throw ValidationError("--self-test-timeout must be 1 to 3600 seconds")
             }
         }
 
@@ -80,6 +94,7 @@ struct Vendor: ParsableCommand {
                 version: version,
                 requires: requirements,
                 eula: try eula.map { try String(contentsOfFile: $0, encoding: .utf8) } ?? "",
+                selfTest: selfTest.map { .init(command: $0, timeoutSeconds: selfTestTimeout) },
                 payload: URL(fileURLWithPath: payload),
                 signingKey: signingKey,
                 to: URL(fileURLWithPath: out)
