@@ -89,9 +89,14 @@ enum RawTLSExchange {
         var closedByServer: Bool
     }
 
-    static func run(host: String, port: Int, request: String, timeout: Duration = .seconds(20)) async throws
-        -> Outcome
-    {
+    /// `whenAnswered` runs once the output holds the first response's status line, with the connection still open.
+    static func run(
+        host: String,
+        port: Int,
+        request: String,
+        timeout: Duration = .seconds(20),
+        whenAnswered: (@Sendable () async throws -> Void)? = nil
+    ) async throws -> Outcome {
         let outputFile = TestSupport.temporaryDirectory("raw-tls").appendingPathComponent("out")
         _ = FileManager.default.createFile(atPath: outputFile.path, contents: nil)
         let output = try FileHandle(forWritingTo: outputFile)
@@ -107,8 +112,16 @@ enum RawTLSExchange {
         process.terminationHandler = { _ in exited.withLock { $0 = true } }
         try process.run()
         input.fileHandleForWriting.write(Data(request.utf8))
-        let deadline = ContinuousClock.now + timeout
+        var deadline = ContinuousClock.now + timeout
+        var pending = whenAnswered
         while !exited.withLock({ $0 }) && ContinuousClock.now < deadline {
+            if let action = pending,
+                let text = try? String(contentsOf: outputFile, encoding: .utf8), text.contains("HTTP/1.1 ")
+            {
+                pending = nil
+                try await action()
+                deadline = ContinuousClock.now + timeout
+            }
             try await Task.sleep(for: .milliseconds(50))
         }
         let closed = exited.withLock { $0 }

@@ -67,6 +67,45 @@ import Testing
         #expect(network.addresses.filter(\.listening).count == 2)
     }
 
+    /// Disabling an address also ends the connections already accepted on it: a client kept alive on it is
+    /// disconnected by the server, so nothing reaches the box through an address it gave up (the live migration's
+    /// unlink relies on it).
+    @Test func disablingAnAddressClosesConnectionsAlreadyAcceptedOnIt() async throws {
+        let box = try await TestBox()
+        defer { box.terminate() }
+        let admin = try await box.admin()
+        let extra = TestSupport.nextAddress()
+        let added: AddressChangeResponse = try await admin.call(
+            .addAddress,
+            body: AddressInput(enabled: true, port: "eth1", address: extra, subnetMask: "255.0.0.0", access: .both)
+        )
+        let entry = try #require(added.address)
+        #expect(await Self.answers(box, on: extra))
+        let outcome = try await RawTLSExchange.run(
+            host: extra,
+            port: TestBox.port,
+            request: "GET /health HTTP/1.1\r\nHost: \(extra)\r\n\r\n",
+            timeout: .seconds(15)
+        ) {
+            // Answered, and kept alive: now the address is disabled under it.
+            let input = AddressInput(
+                enabled: false,
+                port: "eth1",
+                address: extra,
+                subnetMask: "255.0.0.0",
+                access: .both
+            )
+            let _: AddressChangeResponse = try await admin.call(
+                .updateAddress,
+                parameters: ["id": "\(entry.id)"],
+                body: input
+            )
+        }
+        #expect(outcome.output.contains("HTTP/1.1 200"), "\(outcome.output)")
+        #expect(!outcome.output.lowercased().contains("connection: close"), "the server did not keep it alive")
+        #expect(outcome.closedByServer, "the kept-alive connection outlived the address")
+    }
+
     @Test func refusalsChangeNothing() async throws {
         let box = try await TestBox()
         defer { box.terminate() }
