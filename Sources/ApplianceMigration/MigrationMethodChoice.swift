@@ -20,6 +20,16 @@ public struct MethodChoice: Sendable, Equatable {
 }
 
 extension RunSession {
+    /// The settings with a method: the playbook's, or the one chosen for it, with the line that says why (nil
+    /// when the playbook names one). The run and its dry run both use it, so they can never disagree.
+    public func withMethod(_ settings: MigrationSettings) async -> (settings: MigrationSettings, line: String?) {
+        guard settings.method == nil else { return (settings, nil) }
+        var settings = settings
+        let choice = await chooseMethod(settings)
+        settings.method = choice.method
+        return (settings, choice.line)
+    }
+
     /// Looks at both boxes (reads only) and chooses the method for settings without one.
     public func chooseMethod(_ settings: MigrationSettings) async -> MethodChoice {
         if let method = settings.method { return MethodChoice(method, "named in the playbook") }

@@ -65,11 +65,9 @@ extension RunSession {
         defer { locks.release() }
         settings.old = try await pinFirstContact(settings.old)
         if !settings.new.isVirtual { settings.new = try await pinFirstContact(settings.new) }
-        if settings.method == nil {
-            let choice = await chooseMethod(settings)
-            settings.method = choice.method
-            note(choice.line)
-        }
+        let chosen = await withMethod(settings)
+        settings = chosen.settings
+        if let line = chosen.line { note(line) }
         let journal = try journal()
         let record = try journal.createRun(
             MigrationProcedure.self,

@@ -44,15 +44,12 @@ struct RunPlaybook: AsyncParsableCommand {
         let path = URL(fileURLWithPath: playbook).standardizedFileURL.path
         switch book.body {
         case .migrate(let spec):
-            var settings = try session.migrationSettings(spec, inventory: inventory, repository: repository)
+            let settings = try session.migrationSettings(spec, inventory: inventory, repository: repository)
             _ = try settings.secrets(from: session.secrets)
             if dryRun {
-                if settings.method == nil {
-                    let choice = await session.chooseMethod(settings)
-                    settings.method = choice.method
-                    print(choice.line)
-                }
-                MigrationProcedure.planLines(settings).forEach { print($0) }
+                let chosen = await session.withMethod(settings)
+                if let line = chosen.line { print(line) }
+                MigrationProcedure.planLines(chosen.settings).forEach { print($0) }
                 return
             }
             try console.finish(try await session.migrate(settings, playbook: path), json: options.json)
