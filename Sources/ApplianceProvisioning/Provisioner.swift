@@ -273,18 +273,22 @@ public struct Provisioner: Sendable {
                 )
             }
             do {
-                let (pin, _) = try await PinnedHTTPClient.fetchPeerCertificate(host: "127.0.0.1", port: hostPort)
-                if let recorded = expectedPin, recorded != pin {
+                let probe = try await untilDeadline(deadline) {
+                    let (pin, _) = try await PinnedHTTPClient.fetchPeerCertificate(host: "127.0.0.1", port: hostPort)
+                    let (_, health, _) = try await ApplianceConnection(host: "127.0.0.1", port: hostPort, pin: pin)
+                        .health()
+                    return (pin: pin, id: health.applianceId)
+                }
+                guard let probe else { break }
+                if let recorded = expectedPin, recorded != probe.pin {
                     throw ProvisioningError(
                         .conflict,
-                        "127.0.0.1:\(hostPort) presents key \(pin), not the recorded \(recorded); another appliance "
-                            + "may hold that port. Check it, then correct the inventory's pin"
+                        "127.0.0.1:\(hostPort) presents key \(probe.pin), not the recorded \(recorded); another "
+                            + "appliance may hold that port. Check it, then correct the inventory's pin"
                     )
                 }
-                let (_, health, _) = try await ApplianceConnection(host: "127.0.0.1", port: hostPort, pin: pin).health()
-                if health.applianceId == applianceId { return pin }
-                lastProblem =
-                    "127.0.0.1:\(hostPort) answered with appliance id \(health.applianceId), not \(applianceId)"
+                if probe.id == applianceId { return probe.pin }
+                lastProblem = "127.0.0.1:\(hostPort) answered with appliance id \(probe.id), not \(applianceId)"
             } catch let error as ProvisioningError {
                 throw error
             } catch {
