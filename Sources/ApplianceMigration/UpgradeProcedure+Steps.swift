@@ -122,7 +122,7 @@ extension UpgradeProcedure {
                 guard test.passed else {
                     throw MigrationError(
                         .upgrade,
-                        "the self-test of \(entry.label) failed on \(box.name): \(test.message ?? "no message")"
+                        "\(box.name): \(test.message ?? "the self-test of \(entry.label) failed")"
                     )
                 }
             }

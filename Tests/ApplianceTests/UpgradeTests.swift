@@ -1,0 +1,209 @@
+import ApplianceAPI
+import ApplianceClient
+import Foundation
+import SoftwarePackages
+import Testing
+
+/// `upgrade-single.yml` online (P7, X4) with `appliancectl` as a process and the box as an `applianced` process:
+/// an upgrade from a directory repository, a failing self-test rolled back automatically, a downgrade refused,
+/// and a run killed after its install then resumed.
+@Suite(.serialized) struct UpgradeTests {
+    /// A box at site 24.1.0 with generated site data, a vendor repository, an inventory and an upgrade playbook.
+    final class Scenario: @unchecked Sendable {
+        let vendor: TestVendor
+        let box: TestBox
+        let work = TestSupport.temporaryDirectory("upgrade")
+        var summaryBefore: SiteSummary!
+        var softwareBefore: InstalledSoftware!
+
+        var environment: [String: String] {
+            [
+                "APPLIANCECTL_HOME": work.appendingPathComponent("state").path,
+                "BOX_PW": TestBox.adminPassword,
+                "BACKUP_PW": "Backup-Password-9",
+            ]
+        }
+        var inventory: URL { work.appendingPathComponent("inventory.yml") }
+        var playbook: URL { work.appendingPathComponent("upgrade-single.yml") }
+
+        /// `selfTest`: the site package's post-install self-test (a failing one makes the box unhealthy).
+        init(target: String = "24.2.0", selfTest: PackageManifest.SelfTest? = nil) async throws {
+            vendor = try TestVendor()
+            try vendor.publish(try vendor.package("site", .site, "24.2.0", selfTest: selfTest))
+            box = try await TestBox(arguments: ["--vendor-key", vendor.keyFile.path])
+            let session = try await box.admin()
+            try await session.send(.generateSiteData, body: GenerateSiteDataRequest(bytes: 256 * 1024, seed: 5))
+            summaryBefore = try await session.call(.siteSummary)
+            let status: StatusResponse = try await session.call(.status)
+            softwareBefore = status.software
+            try """
+            appliances:
+              site-box:
+                physical:
+                  address: \(box.endpoint)
+                pin: \(box.pin!)
+                password: BOX_PW
+            """.write(to: inventory, atomically: true, encoding: .utf8)
+            try """
+            playbook: upgrade
+            box: site-box
+            target: \(target)
+            packages:
+              repository: \(vendor.repository.path)
+            backup:
+              password: BACKUP_PW
+            """.write(to: playbook, atomically: true, encoding: .utf8)
+        }
+
+        func ctl(
+            _ arguments: [String],
+            crash: String? = nil
+        ) async throws -> (status: Int32, stdout: String, stderr: String) {
+            var environment = environment
+            if let crash { environment["APPLIANCECTL_CRASH_AT"] = crash }
+            return try await TestSupport.run(
+                TestSupport.binary("appliancectl").path,
+                arguments,
+                environment: environment
+            )
+        }
+
+        var run: [String] { ["run", playbook.path, "--inventory", inventory.path, "--yes", "--accept-eula"] }
+
+        func runs() async throws -> [[String: Any]] {
+            let listed = try await ctl(["runs", "--json"])
+            return try #require(try JSONSerialization.jsonObject(with: Data(listed.stdout.utf8)) as? [[String: Any]])
+        }
+
+        func runDirectory() async throws -> URL {
+            let id = try #require(try await runs().first?["id"] as? String)
+            return work.appendingPathComponent("state/runs/\(id)")
+        }
+
+        func software() async throws -> InstalledSoftware {
+            let status: StatusResponse = try await box.admin().call(.status)
+            return status.software
+        }
+
+        func summary() async throws -> SiteSummary {
+            try await box.admin().call(.siteSummary)
+        }
+
+        deinit {
+            box.terminate()
+        }
+    }
+
+    /// The site data as a migration compares it, every item but the site version.
+    static func sameData(_ a: SiteSummary, _ b: SiteSummary) -> Bool {
+        var b = b
+        b.siteVersion = a.siteVersion
+        return a == b
+    }
+
+    @Test func anOnlineUpgradeFromADirectoryRepositoryKeepsTheSiteData() async throws {
+        let scenario = try await Scenario()
+        let plan = try await scenario.ctl(scenario.run + ["--dry-run"])
+        #expect(plan.status == 0, "\(plan.stderr)")
+        #expect(plan.stdout.contains("upgrade site-box to site 24.2.0"), "\(plan.stdout)")
+        #expect(plan.stdout.contains("roll back automatically"), "\(plan.stdout)")
+        #expect(try await scenario.runs().isEmpty, "a dry run journals nothing")
+
+        let result = try await scenario.ctl(scenario.run)
+        #expect(result.status == 0, "\(result.stderr)\n\(result.stdout)")
+        #expect(
+            result.stdout.contains("Upgraded: base 7.2.0, site 24.1.0 → base 7.2.0, site 24.2.0"),
+            "\(result.stdout)"
+        )
+        #expect(result.stdout.contains("client installers must be regenerated"), "\(result.stdout)")
+        #expect(try await scenario.software().siteVersion == "24.2.0")
+        #expect(try await scenario.box.connection().health().healthy)
+        let after = try await scenario.summary()
+        #expect(
+            Self.sameData(scenario.summaryBefore, after),
+            "\(after) vs \(String(describing: scenario.summaryBefore))"
+        )
+
+        let runs = try await scenario.runs()
+        #expect(runs.first?["kind"] as? String == "upgrade", "\(runs)")
+        #expect(runs.first?["state"] as? String == "finished", "\(runs)")
+        let backup = try await scenario.runDirectory().appendingPathComponent("pre-upgrade.backup")
+        let mode = try FileManager.default.attributesOfItem(atPath: backup.path)[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+        let report = try String(
+            contentsOf: try await scenario.runDirectory().appendingPathComponent("report.md"),
+            encoding: .utf8
+        )
+        #expect(report.contains("site data as before"), "\(report)")
+    }
+
+    @Test func aFailingSelfTestIsRolledBackAutomaticallyAndProven() async throws {
+        let scenario = try await Scenario(selfTest: .init(command: "echo 'site check failed' >&2; exit 1"))
+        let result = try await scenario.ctl(scenario.run)
+        #expect(result.status == 1, "failed but rolled back: \(result.stderr)\n\(result.stdout)")
+        #expect(result.stderr.contains("the self-test of site 24.2.0 failed"), "\(result.stderr)")
+        #expect(
+            result.stderr.contains("rolled back automatically from base 7.2.0, site 24.2.0 to base 7.2.0, site 24.1.0"),
+            "\(result.stderr)"
+        )
+        #expect(result.stderr.contains("health 200"), "\(result.stderr)")
+        #expect(result.stdout.contains("Rolled back automatically"), "\(result.stdout)")
+
+        #expect(try await scenario.box.connection().health().healthy)
+        #expect(try await scenario.software() == scenario.softwareBefore)
+        #expect(try await scenario.summary() == scenario.summaryBefore)
+        let runs = try await scenario.runs()
+        #expect(runs.first?["state"] as? String == "failed", "\(runs)")
+        let report = try String(
+            contentsOf: try await scenario.runDirectory().appendingPathComponent("report.md"),
+            encoding: .utf8
+        )
+        #expect(report.contains("## Automatic rollback"), "\(report)")
+        #expect(report.contains("self-test"), "\(report)")
+    }
+
+    @Test func aDowngradeTargetIsRefusedBeforeAnythingChanges() async throws {
+        let scenario = try await Scenario(target: "24.0.0")
+        let result = try await scenario.ctl(scenario.run)
+        #expect(result.status == 3, "refused by a safety rule: \(result.stderr)")
+        #expect(result.stderr.contains("a downgrade is refused and nothing was changed"), "\(result.stderr)")
+        #expect(result.stderr.contains("give a newer target"), "\(result.stderr)")
+        #expect(try await scenario.software() == scenario.softwareBefore)
+        #expect(try await scenario.summary() == scenario.summaryBefore)
+        let slots = try await scenario.box.admin().softwareSlots()
+        #expect(slots.previous == nil, "nothing was installed")
+        let backup = try await scenario.runDirectory().appendingPathComponent("pre-upgrade.backup")
+        #expect(!FileManager.default.fileExists(atPath: backup.path), "no backup was taken")
+    }
+
+    /// Killed with SIGKILL at the start (intent journaled) and at the end (acted, not journaled) of every step,
+    /// then resumed: the run finishes with the box upgraded and its data as before.
+    @Test(arguments: [
+        "preflight:intent", "preflight:acted", "backup:intent", "backup:acted", "install:intent", "install:acted",
+        "verify:intent", "verify:acted",
+    ])
+    func killedAtAStepTheResumedRunReconcilesFromTheBox(crash: String) async throws {
+        let scenario = try await Scenario()
+        let killed = try await scenario.ctl(scenario.run, crash: crash)
+        #expect(killed.status != 0)
+        #expect(try await scenario.runs().first?["state"] as? String == "interrupted")
+        if crash == "install:acted" {
+            #expect(try await scenario.software().siteVersion == "24.2.0", "the install happened before the kill")
+        }
+        let id = try #require(try await scenario.runs().first?["id"] as? String)
+        let resumed = try await scenario.ctl(["resume", id, "--yes", "--accept-eula"])
+        #expect(resumed.status == 0, "\(crash): \(resumed.stderr)")
+        if crash == "install:acted" {
+            #expect(resumed.stderr.contains("install was already done before the interruption"), "\(resumed.stderr)")
+        }
+        if crash == "backup:acted" {
+            #expect(
+                resumed.stderr.contains("backup was already done before the interruption"),
+                "\(resumed.stderr)"
+            )
+        }
+        #expect(try await scenario.runs().first?["state"] as? String == "finished")
+        #expect(try await scenario.software().siteVersion == "24.2.0")
+        #expect(Self.sameData(scenario.summaryBefore, try await scenario.summary()))
+    }
+}
