@@ -27,9 +27,20 @@ import Testing
         var playbook: URL { work.appendingPathComponent("upgrade-single.yml") }
 
         /// `selfTest`: the site package's post-install self-test (a failing one makes the box unhealthy).
-        init(target: String = "24.2.0", selfTest: PackageManifest.SelfTest? = nil) async throws {
+        /// `base`: a base package published too, which the site package then requires (`needsBase` alone: a
+        /// requirement the repository cannot meet).
+        init(
+            target: String = "24.2.0",
+            selfTest: PackageManifest.SelfTest? = nil,
+            base: String? = nil,
+            needsBase: String? = nil
+        ) async throws {
             vendor = try TestVendor()
-            try vendor.publish(try vendor.package("site", .site, "24.2.0", selfTest: selfTest))
+            let requires = (needsBase ?? base).map { [PackageManifest.Requirement(name: "base", minimumVersion: $0)] }
+            try vendor.publish(
+                try vendor.package("site", .site, "24.2.0", requires: requires ?? [], selfTest: selfTest)
+            )
+            if let base { try vendor.publish(try vendor.package("base", .base, base)) }
             box = try await TestBox(arguments: ["--vendor-key", vendor.keyFile.path])
             let session = try await box.admin()
             try await session.send(.generateSiteData, body: GenerateSiteDataRequest(bytes: 256 * 1024, seed: 5))
@@ -174,6 +185,35 @@ import Testing
         #expect(slots.previous == nil, "nothing was installed")
         let backup = try await scenario.runDirectory().appendingPathComponent("pre-upgrade.backup")
         #expect(!FileManager.default.fileExists(atPath: backup.path), "no backup was taken")
+    }
+
+    @Test func everyApplicableUpdateIsInstalledDependenciesFirst() async throws {
+        let scenario = try await Scenario(target: "all", base: "7.3.0")
+        let result = try await scenario.ctl(scenario.run)
+        #expect(result.status == 0, "\(result.stderr)\n\(result.stdout)")
+        #expect(result.stdout.contains("→ base 7.3.0, site 24.2.0"), "\(result.stdout)")
+        let order = result.stderr.components(separatedBy: "\n").filter { $0.contains("installed ") }
+        #expect(
+            order.map { $0.trimmingCharacters(in: .whitespaces) } == [
+                "installed base 7.3.0 on site-box", "installed site 24.2.0 on site-box",
+            ]
+        )
+        let software = try await scenario.software()
+        #expect(software.baseVersion == "7.3.0" && software.siteVersion == "24.2.0")
+    }
+
+    @Test func anUnknownTargetOrAMissingDependencyIsRefusedBeforeAnythingChanges() async throws {
+        for (scenario, says) in [
+            (try await Scenario(target: "24.9.0"), "site version 24.9.0 is unknown to"),
+            (try await Scenario(needsBase: "8.0.0"), "add the missing dependency"),
+        ] {
+            let result = try await scenario.ctl(scenario.run)
+            #expect(result.status == 3, "refused by a safety rule: \(result.stderr)")
+            #expect(result.stderr.contains(says), "\(result.stderr)")
+            #expect(result.stderr.contains("nothing was changed"), "\(result.stderr)")
+            #expect(try await scenario.software() == scenario.softwareBefore)
+            #expect(try await scenario.box.admin().softwareSlots().previous == nil, "nothing was installed")
+        }
     }
 
     /// Killed with SIGKILL at the start (intent journaled) and at the end (acted, not journaled) of every step,
