@@ -57,7 +57,9 @@ extension UpgradeProcedure {
                     + UpgradePlanning.describe(before)
             )
         )
+        environment.crash(at: "rollback:intent")
         let answer = try await session().rollback()
+        environment.crash(at: "rollback:acted")
         let (healthy, health, seconds) = try await waitUntilHealthy()
         guard healthy else {
             return .manual(

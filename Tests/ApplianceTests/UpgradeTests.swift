@@ -4,6 +4,10 @@ import Foundation
 import SoftwarePackages
 import Testing
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// `upgrade-single.yml` online (P7, X4) with `appliancectl` as a process and the box as an `applianced` process:
 /// an upgrade from a directory repository, a failing self-test rolled back automatically, a downgrade refused,
 /// and a run killed after its install then resumed.
@@ -171,6 +175,26 @@ import Testing
         )
         #expect(report.contains("## Automatic rollback"), "\(report)")
         #expect(report.contains("self-test"), "\(report)")
+    }
+
+    /// Killed before and after the rollback request: the resumed run ends rolled back and proven all the same
+    /// (after the request it installs the package again, which fails again, and rolls back again).
+    @Test(arguments: ["rollback:intent", "rollback:acted"])
+    func aRollbackInterruptedByAKillEndsRolledBackOnResume(crash: String) async throws {
+        let scenario = try await Scenario(selfTest: .init(command: "exit 1"))
+        let killed = try await scenario.ctl(scenario.run, crash: crash)
+        #expect(killed.status == SIGKILL, "killed at \(crash): \(killed.stderr)")
+        #expect(!killed.stdout.contains("Report:"), "no report: killed before the run ended")
+        // Before the request the box still runs the failed package; after it, the software it ran before.
+        let unhealthy = try await !scenario.box.connection().health().healthy
+        #expect(unhealthy == (crash == "rollback:intent"))
+        let id = try #require(try await scenario.runs().first?["id"] as? String)
+        let resumed = try await scenario.ctl(["resume", id, "--yes", "--accept-eula"])
+        #expect(resumed.status == 1, "\(crash): \(resumed.stderr)")
+        #expect(resumed.stderr.contains("was rolled back automatically"), "\(resumed.stderr)")
+        #expect(try await scenario.box.connection().health().healthy)
+        #expect(try await scenario.software() == scenario.softwareBefore)
+        #expect(try await scenario.summary() == scenario.summaryBefore)
     }
 
     @Test func aDowngradeTargetIsRefusedBeforeAnythingChanges() async throws {
