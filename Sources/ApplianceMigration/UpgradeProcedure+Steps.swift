@@ -37,8 +37,14 @@ extension UpgradeProcedure {
         ) {
             throw MigrationError(.refused, refusal)
         }
+        // The source the box had, to put back when the plan is refused (a box without one cannot be cleared).
+        var previousSource: String??
         if let repository = settings.repository {
-            try await connection.perform(.setUpdateSource, body: UpdateSourceRequest(repository: repository))
+            let before: UpdatesResponse? = try? await connection.call(.updates)
+            if before?.source != repository {
+                previousSource = .some(before?.source)
+                try await connection.perform(.setUpdateSource, body: UpdateSourceRequest(repository: repository))
+            }
         }
         let updates: UpdatesResponse = try await connection.call(.updates)
         let plan: [UpgradePlanEntry]
@@ -49,7 +55,17 @@ extension UpgradeProcedure {
             updates: updates
         ) {
         case .success(let planned): plan = planned
-        case .failure(let refusal): throw refusal
+        case .failure(var refusal):
+            if let previousSource, let repository = settings.repository {
+                if let previous = previousSource {
+                    try await connection.perform(.setUpdateSource, body: UpdateSourceRequest(repository: previous))
+                    refusal.message += "; the update source was put back to \(previous)"
+                } else {
+                    refusal.message +=
+                        "; the one change: the update source is now \(repository) (\(box.name) had none before)"
+                }
+            }
+            throw refusal
         }
         let summary: SiteSummary = try await connection.call(.siteSummary)
         facts.applianceId = status.applianceId

@@ -235,6 +235,7 @@ import Testing
             #expect(result.status == 3, "refused by a safety rule: \(result.stderr)")
             #expect(result.stderr.contains(says), "\(result.stderr)")
             #expect(result.stderr.contains("nothing was changed"), "\(result.stderr)")
+            #expect(result.stderr.contains("the one change: the update source is now"), "\(result.stderr)")
             #expect(try await scenario.software() == scenario.softwareBefore)
             #expect(try await scenario.box.admin().softwareSlots().previous == nil, "nothing was installed")
         }
