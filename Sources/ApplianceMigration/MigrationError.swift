@@ -27,7 +27,7 @@ public struct MigrationError: Error, Sendable, CustomStringConvertible {
         case refused
         /// The operator declined a destructive step.
         case declined
-        /// An upgrade's install or the verification after it failed.
+        /// An upgrade's install or the verification after it failed (the message says where the box stands).
         case upgrade
         /// An upgrade failed and the appliance was rolled back to its software and data before the run, proven.
         case rolledBack

@@ -226,7 +226,7 @@ public struct RunSession: Sendable {
             return "\(failure)"  // these say themselves what to do
         }
         if let error = failure as? MigrationError,
-            [.refused, .declined, .verification, .rolledBack].contains(error.code)
+            [.refused, .declined, .verification, .upgrade, .rolledBack].contains(error.code)
         {
             return "\(failure)"
         }

@@ -119,7 +119,15 @@ extension UpgradeProcedure {
     /// The run's failure as the operator reads it: after a proven rollback, what failed, what was rolled back
     /// and that the box serves as before.
     func explainFailure(_ failure: any Error, runId: String) -> any Error {
-        guard let rollbackLine else { return failure }
+        guard let rollbackLine else {
+            if RunSession.isRefusal(failure) { return failure }  // refusals say themselves what to do
+            return MigrationError(
+                .upgrade,
+                "\(failure)\nFix the cause, then continue with `appliancectl resume \(runId)`, or end the run with "
+                    + "`appliancectl abort \(runId)`"
+                    + (installBegun ? "" : " (nothing was installed on \(box.name))")
+            )
+        }
         return MigrationError(
             .rolledBack,
             "the upgrade of \(box.name) failed: \(failure)\n\(rollbackLine).\nThe run ended failed but rolled "

@@ -110,6 +110,7 @@ extension UpgradeProcedure {
     /// The planned packages the box does not have yet, in order, each EULA shown and accepted explicitly. A
     /// failed self-test stops here (the box answers 500 `self_test_failed`).
     func install(context: StepContext) async throws -> StepDetail {
+        installBegun = true
         let plan = try facts.required(facts.plan, "plan")
         var installed: [String] = []
         var selfTests: [String] = []

@@ -82,6 +82,8 @@ public actor UpgradeProcedure: Procedure {
     var box: BoxClient
     /// What the automatic rollback of this process did, for the run's closing message.
     var rollbackLine: String?
+    /// This process began (or reconciled) the install: the box may run new software.
+    var installBegun = false
 
     public init(
         record: RunRecord<UpgradeProcedure>,
@@ -154,6 +156,7 @@ public actor UpgradeProcedure: Procedure {
             else { return .redo }
             return .finished(ProvenBackup.facts(proven, file: backupFile))
         case .install:
+            installBegun = true
             let plan = try facts.required(facts.plan, "plan")
             let updates: UpdatesResponse = try await session().call(.updates)
             guard UpgradePlanning.missing(plan, installed: updates.installed).isEmpty else { return .redo }

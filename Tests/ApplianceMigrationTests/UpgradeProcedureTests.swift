@@ -211,6 +211,9 @@ import Testing
         let error = MigrationError(.rolledBack, "the upgrade of box failed: x")
         #expect(!RunSession.isRefusal(error))
         #expect(RunSession.advice(error, runId: "r") == "the upgrade of box failed: x")
+        let failed = MigrationError(.upgrade, "box is not healthy\nFix the cause, then continue with resume")
+        #expect(!RunSession.isRefusal(failed))
+        #expect(RunSession.advice(failed, runId: "r") == failed.message, "says itself where the box stands")
     }
 
     @Test func settingsReadBackAsWritten() throws {

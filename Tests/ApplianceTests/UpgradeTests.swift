@@ -37,7 +37,8 @@ import Testing
             target: String = "24.2.0",
             selfTest: PackageManifest.SelfTest? = nil,
             base: String? = nil,
-            needsBase: String? = nil
+            needsBase: String? = nil,
+            rollback: String = "automatic"
         ) async throws {
             vendor = try TestVendor()
             let requires = (needsBase ?? base).map { [PackageManifest.Requirement(name: "base", minimumVersion: $0)] }
@@ -67,6 +68,7 @@ import Testing
               repository: \(vendor.repository.path)
             backup:
               password: BACKUP_PW
+            rollback: \(rollback)
             """.write(to: playbook, atomically: true, encoding: .utf8)
         }
 
@@ -195,6 +197,18 @@ import Testing
         #expect(try await scenario.box.connection().health().healthy)
         #expect(try await scenario.software() == scenario.softwareBefore)
         #expect(try await scenario.summary() == scenario.summaryBefore)
+    }
+
+    @Test func withManualRollbackTheFailedBoxIsLeftAsItIsWithWhatToDo() async throws {
+        let scenario = try await Scenario(selfTest: .init(command: "exit 1"), rollback: "manual")
+        let result = try await scenario.ctl(scenario.run)
+        #expect(result.status == 1, "\(result.stderr)")
+        #expect(result.stderr.contains("(rollback: manual)"), "\(result.stderr)")
+        #expect(result.stderr.contains("appliancectl updates rollback \(scenario.box.endpoint)"), "\(result.stderr)")
+        #expect(result.stderr.contains("`appliancectl resume "), "\(result.stderr)")
+        #expect(!result.stderr.contains("the old appliance serves as before"), "\(result.stderr)")
+        #expect(try await scenario.software().siteVersion == "24.2.0")
+        #expect(try await scenario.box.connection().health().health.status == "self_test_failed")
     }
 
     @Test func aDowngradeTargetIsRefusedBeforeAnythingChanges() async throws {
