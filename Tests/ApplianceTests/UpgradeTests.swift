@@ -223,6 +223,12 @@ import Testing
         #expect(slots.previous == nil, "nothing was installed")
         let backup = try await scenario.runDirectory().appendingPathComponent("pre-upgrade.backup")
         #expect(!FileManager.default.fileExists(atPath: backup.path), "no backup was taken")
+
+        let id = try #require(try await scenario.runs().first?["id"] as? String)
+        let aborted = try await scenario.ctl(["abort", id])
+        #expect(aborted.status == 0, "\(aborted.stderr)")
+        #expect(aborted.stderr.contains("site-box is left as it was"), "\(aborted.stderr)")
+        #expect(try await scenario.runs().first?["state"] as? String == "aborted")
     }
 
     @Test func everyApplicableUpdateIsInstalledDependenciesFirst() async throws {
