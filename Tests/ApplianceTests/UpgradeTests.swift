@@ -199,6 +199,26 @@ import Testing
         #expect(try await scenario.summary() == scenario.summaryBefore)
     }
 
+    /// Site data written after the backup (here while the run was stopped) is not the pre-upgrade site: the
+    /// rollback restores the pre-upgrade backup, and proves the summary equal to the snapshot again.
+    @Test func aRollbackRestoresThePreUpgradeBackupWhenTheSiteDataChanged() async throws {
+        let scenario = try await Scenario(selfTest: .init(command: "exit 1"))
+        let killed = try await scenario.ctl(scenario.run, crash: "rollback:intent")
+        #expect(killed.status == SIGKILL, "\(killed.stderr)")
+        try await scenario.box.admin().perform(
+            .appendHistory,
+            body: AppendHistoryRequest(rows: [MaintenanceTests.row("written-after-the-backup")])
+        )
+        #expect(try await scenario.summary().historyRows == scenario.summaryBefore.historyRows + 1)
+        let id = try #require(try await scenario.runs().first?["id"] as? String)
+        let resumed = try await scenario.ctl(["resume", id, "--yes", "--accept-eula"])
+        #expect(resumed.status == 1, "\(resumed.stderr)")
+        #expect(resumed.stderr.contains("restored from pre-upgrade.backup"), "\(resumed.stderr)")
+        #expect(try await scenario.box.connection().health().healthy)
+        #expect(try await scenario.software() == scenario.softwareBefore)
+        #expect(try await scenario.summary() == scenario.summaryBefore)
+    }
+
     @Test func withManualRollbackTheFailedBoxIsLeftAsItIsWithWhatToDo() async throws {
         let scenario = try await Scenario(selfTest: .init(command: "exit 1"), rollback: "manual")
         let result = try await scenario.ctl(scenario.run)
