@@ -15,6 +15,9 @@ public struct Playbook: Sendable, Hashable {
         case provision(appliance: Located<String>)
         /// Factory-reset and shut down `appliance` (`playbook: decommission`).
         case decommission(appliance: Located<String>)
+        /// Upgrade the software of one appliance, with a backup first and a rollback on failure
+        /// (`playbook: upgrade`).
+        case upgrade(UpgradeSpec)
     }
 
     /// The file name used in messages (as given to `parse(_:file:)`, or the path given to `load(from:)`).
@@ -35,6 +38,7 @@ public struct Playbook: Sendable, Hashable {
         case .migrate: .migrate
         case .provision: .provision
         case .decommission: .decommission
+        case .upgrade: .upgrade
         }
     }
 
@@ -43,6 +47,7 @@ public struct Playbook: Sendable, Hashable {
         switch body {
         case .migrate(let spec): [spec.old.value, spec.new.value]
         case .provision(let appliance), .decommission(let appliance): [appliance.value]
+        case .upgrade(let spec): [spec.box.value]
         }
     }
 
@@ -100,6 +105,8 @@ public struct Playbook: Sendable, Hashable {
             }
         case .decommission(let appliance):
             _ = try entry(appliance, in: inventory)
+        case .upgrade(let spec):
+            _ = try entry(spec.box, in: inventory)
         }
     }
 
@@ -137,6 +144,7 @@ public enum PlaybookKind: String, Sendable, Hashable, CaseIterable {
     case migrate
     case provision
     case decommission
+    case upgrade
 }
 
 /// A value read from a playbook with the line and column where it is written, so that a later check (such as

@@ -34,12 +34,14 @@ struct PlaybookParser {
         switch kind {
         case .migrate: migrateKeys
         case .provision, .decommission: applianceKeys
+        case .upgrade: upgradeKeys
         }
     }
 
-    static let allKeys = commonKeys + migrateKeys + applianceKeys
+    static let allKeys = commonKeys + migrateKeys + applianceKeys + upgradeKeys.filter { !migrateKeys.contains($0) }
 
-    static let kindsSentence = "'playbook: migrate', 'playbook: provision' or 'playbook: decommission'"
+    static let kindsSentence =
+        "'playbook: migrate', 'playbook: provision', 'playbook: decommission' or 'playbook: upgrade'"
 
     let file: String
     let builder: InventoryDocument.Builder
@@ -160,13 +162,15 @@ struct PlaybookParser {
                         + "factory-reset and shut down"
                 )
             )
+        case .upgrade:
+            body = .upgrade(try upgrade(fields, kindKey: kindField.key))
         }
         return Playbook(file: file, description: description, body: body)
     }
 
     func kind(_ field: Field) throws -> PlaybookKind {
         let names = PlaybookKind.allCases.map(\.rawValue)
-        let rule = "'playbook' must be migrate, provision or decommission"
+        let rule = "'playbook' must be migrate, provision, decommission or upgrade"
         guard let text = try builder.string(field.value, what: "'playbook'") else {
             throw error(rule, at: Self.position(of: field))
         }
@@ -309,35 +313,6 @@ struct PlaybookParser {
             "'method' must be live or backup-restore, not '\(text)'\(Inventory.suggestion(for: text, among: names))",
             at: field.value
         )
-    }
-
-    /// A package repository: a directory path, or an http(s) URL without credentials.
-    func repository(_ field: Field) throws -> String? {
-        let what = "'repository' in 'packages'"
-        guard let text = try builder.string(field.value, what: what) else { return nil }
-        if InventoryRules.uriHasPassword(text) {
-            throw builder.error(
-                .secretInPlaybook,
-                "the URL of \(what) holds a password: secrets never go in a playbook; use a URL without "
-                    + "credentials or a local directory",
-                at: field.value
-            )
-        }
-        if let problem = InventoryRules.opaqueValueProblem(text) {
-            throw error("\(what) is not usable: \(problem); write a directory path or an http(s) URL", at: field.value)
-        }
-        if text.contains("://") {
-            let components = URLComponents(string: text)
-            let scheme = components?.scheme?.lowercased()
-            guard scheme == "http" || scheme == "https", let host = components?.host, !host.isEmpty else {
-                throw error(
-                    "\(what) must be a directory path or an http:// or https:// URL with a host, such as "
-                        + "https://packages.example.net/appliance",
-                    at: field.value
-                )
-            }
-        }
-        return text
     }
 
     func cutover(_ field: Field?) throws -> Cutover {

@@ -1,4 +1,4 @@
-/// Why a migration, cutover or decommission stopped, with what to do about it.
+/// Why a migration, cutover, decommission or upgrade stopped, with what to do about it.
 public struct MigrationError: Error, Sendable, CustomStringConvertible {
     public enum Code: String, Sendable {
         /// The journal could not be read or written.
@@ -27,6 +27,10 @@ public struct MigrationError: Error, Sendable, CustomStringConvertible {
         case refused
         /// The operator declined a destructive step.
         case declined
+        /// An upgrade's install or the verification after it failed (the message says where the box stands).
+        case upgrade
+        /// An upgrade failed and the appliance was rolled back to its software and data before the run, proven.
+        case rolledBack
     }
 
     public var code: Code

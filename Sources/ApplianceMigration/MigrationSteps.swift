@@ -176,57 +176,30 @@ extension MigrationProcedure {
 
     var backupFile: URL { environment.runDirectory.appendingPathComponent("old.backup") }
 
-    /// The backup downloaded before an interruption, if it is there, whole and of the old box. A complete
-    /// download is renamed into place, so a file here is whole; it is proven before it is trusted.
+    /// The backup downloaded before an interruption, if it is there, whole and of the old box.
     func provenBackup() throws -> BackupVerification? {
-        let file = backupFile.path
         let oldId = try required(facts.oldApplianceId, "oldApplianceId")
-        guard FileManager.default.fileExists(atPath: file),
-            let proven = try? BackupVerifier.verify(file: file, password: secrets.backupPassword),
-            proven.manifest.applianceId == oldId
-        else { return nil }
-        return proven
+        return ProvenBackup.existing(file: backupFile, password: secrets.backupPassword, applianceId: oldId)
     }
 
     func backup() async throws -> [String: String] {
-        let file = backupFile.path
         let oldId = try required(facts.oldApplianceId, "oldApplianceId")
         if let proven = try provenBackup() {
             environment.events(.note("the backup downloaded before the interruption is intact; not downloading again"))
             return backupFacts(proven)
         }
-        try? FileManager.default.removeItem(atPath: file)
-        let connection = try await oldSession()
-        let label = "backup \(old.name)"
-        _ = try await connection.backup(
+        let proven = try await ProvenBackup.download(
             BackupRequest(password: secrets.backupPassword, includeHistory: settings.includeHistory),
-            to: file,
-            progress: environment.progress(label, kind: "backup", total: nil)
+            from: try await oldSession(),
+            box: old.name,
+            applianceId: oldId,
+            to: backupFile,
+            environment: environment
         )
-        environment.events(.transferFinished(label: label))
-        let proven: BackupVerification
-        do {
-            proven = try BackupVerifier.verify(file: file, password: secrets.backupPassword)
-        } catch {
-            try? FileManager.default.removeItem(atPath: file)
-            throw MigrationError(.backup, "the backup of \(old.name) is not restorable: \(error); the run stops here")
-        }
-        guard proven.manifest.applianceId == oldId else {
-            throw MigrationError(.backup, "the backup came from another appliance (\(proven.manifest.applianceId))")
-        }
         return backupFacts(proven)
     }
 
     func backupFacts(_ proven: BackupVerification) -> [String: String] {
-        [
-            "backupFile": backupFile.path,
-            "backupBytes": "\(proven.fileBytes)",
-            "backupSHA256": proven.fileSHA256,
-            "backupMembers": "\(proven.memberCount)",
-            "backupSiteVersion": proven.manifest.siteVersion,
-            "backupCounts": proven.manifest.counts.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
-                .joined(separator: ","),
-            "oldApplianceId": proven.manifest.applianceId,
-        ]
+        ProvenBackup.facts(proven, file: backupFile)
     }
 }

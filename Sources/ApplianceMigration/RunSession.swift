@@ -33,7 +33,9 @@ public struct RunSession: Sendable {
     public var provisioner: InventoryProvisioner?
 
     /// The procedures this appliancectl runs, by journal kind: a new procedure is one more entry here.
-    static let sessionProcedures: [any SessionProcedure.Type] = [MigrationProcedure.self, DecommissionProcedure.self]
+    static let sessionProcedures: [any SessionProcedure.Type] = [
+        MigrationProcedure.self, DecommissionProcedure.self, UpgradeProcedure.self,
+    ]
 
     /// The procedures this appliancectl knows, by journal kind.
     public static var procedures: [any ProcedureRules.Type] { sessionProcedures.map { $0 as any ProcedureRules.Type } }
@@ -195,9 +197,11 @@ public struct RunSession: Sendable {
     }
 
     /// Runs the remaining steps and writes the report, whatever happened.
-    func execute<P: Procedure>(_ runner: ProcedureRunner<P>) async throws -> RunOutcome {
+    func execute<P: SessionProcedure>(_ runner: ProcedureRunner<P>) async throws -> RunOutcome {
         let (report, failure) = try await runner.execute()
-        return try outcome(report, directory: runner.environment.runDirectory, failure: failure)
+        var explained: (any Error)?
+        if let failure { explained = await runner.procedure.explain(failure, runId: report.runId) }
+        return try outcome(report, directory: runner.environment.runDirectory, failure: explained)
     }
 
     func outcome<P: Procedure>(
@@ -221,7 +225,9 @@ public struct RunSession: Sendable {
         if let error = failure as? ProcedureError, [.refused, .declined].contains(error.code) {
             return "\(failure)"  // these say themselves what to do
         }
-        if let error = failure as? MigrationError, [.refused, .declined, .verification].contains(error.code) {
+        if let error = failure as? MigrationError,
+            [.refused, .declined, .verification, .upgrade, .rolledBack].contains(error.code)
+        {
             return "\(failure)"
         }
         return "\(failure)\nFix the cause, then continue with `appliancectl resume \(runId)`, or end the run with "

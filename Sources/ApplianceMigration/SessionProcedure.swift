@@ -11,9 +11,14 @@ protocol SessionProcedure: Procedure {
         journal: Journal,
         session: RunSession
     ) throws -> ProcedureRunner<Self>
+
+    /// The run's failure as the operator is told it (default: as it is); e.g. an upgrade that was rolled back.
+    func explain(_ failure: any Error, runId: String) async -> any Error
 }
 
 extension SessionProcedure {
+    func explain(_ failure: any Error, runId: String) async -> any Error { failure }
+
     /// The one way `resume` and `abort` open a run: typed by its kind, every appliance it touches locked (the
     /// locks are released after `body`), its runner built.
     static func open<T>(

@@ -35,6 +35,7 @@ import Testing
             "migrate-physical-to-virtual.yml": PlaybookKind.migrate,
             "provision-test-appliance.yml": .provision,
             "decommission.yml": .decommission,
+            "upgrade-single.yml": .upgrade,
         ]
         for (name, kind) in files {
             let playbook = try Playbook.load(from: Self.playbooks.appendingPathComponent(name))
@@ -215,7 +216,8 @@ import Testing
             name: "bad kind",
             yaml: "playbook: migrat\n",
             location: "playbook.yml:1:11",
-            says: "'playbook' must be migrate, provision or decommission, not 'migrat' (did you mean 'migrate'?)"
+            says:
+                "'playbook' must be migrate, provision, decommission or upgrade, not 'migrat' (did you mean 'migrate'?)"
         ),
         Case(
             name: "empty playbook",

@@ -8,12 +8,12 @@ import Foundation
 struct RunPlaybook: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
-        abstract: "Run a playbook (migrate, provision, decommission) against the inventory.",
+        abstract: "Run a playbook (migrate, provision, decommission, upgrade) against the inventory.",
         discussion: """
             The playbook and its appliance names are checked before anything runs. A migration writes every \
             step's intent and outcome to the journal (<state dir>/journal.sqlite) before and after acting; after \
             an interruption `appliancectl resume RUN` continues. Each run writes report.json and report.md to \
-            <state dir>/runs/RUN/. Cutover and decommission ask first unless --yes.
+            <state dir>/runs/RUN/. Cutover, decommission and an upgrade's install ask first unless --yes.
             """
     )
 
@@ -73,6 +73,15 @@ struct RunPlaybook: AsyncParsableCommand {
                 confirmName: confirmName
             )
             try console.finish(outcome, json: options.json)
+        case .upgrade(let spec):
+            let settings = try session.upgradeSettings(spec, inventory: inventory, repository: repository)
+            _ = try session.secrets.resolve(settings.passwordSecret)
+            _ = try session.secrets.resolve(settings.backupPasswordSecret)
+            if dryRun {
+                UpgradeProcedure.planLines(settings).forEach { print($0) }
+                return
+            }
+            try console.finish(try await session.upgrade(settings, playbook: path), json: options.json)
         }
     }
 

@@ -1,0 +1,113 @@
+import Foundation
+import Yams
+
+/// What an upgrade playbook says: which appliance, to what, with which backup secret, and what to do when the
+/// upgrade fails.
+public struct UpgradeSpec: Sendable, Hashable {
+    /// The appliance to upgrade (`box:`).
+    public let box: Located<String>
+    /// The site version to reach (`target: 24.2.0`); nil for every applicable update (`target: all`, the default).
+    public let target: String?
+    /// A directory path or http(s) URL of a package repository (`packages.repository:`); nil: the box's own
+    /// update source.
+    public let repository: String?
+    /// The NAME of the secret holding the backup password (`backup.password:`).
+    public let backupPasswordSecret: String
+    /// Whether the backup carries the history (`backup.include_history:`, default true).
+    public let includeHistory: Bool
+    /// What happens when an install or the verification after it fails (`rollback:`, default automatic).
+    public let rollback: UpgradeRollback
+
+    public init(
+        box: Located<String>,
+        target: String?,
+        repository: String?,
+        backupPasswordSecret: String,
+        includeHistory: Bool,
+        rollback: UpgradeRollback
+    ) {
+        self.box = box
+        self.target = target
+        self.repository = repository
+        self.backupPasswordSecret = backupPasswordSecret
+        self.includeHistory = includeHistory
+        self.rollback = rollback
+    }
+}
+
+/// What an upgrade run does when an install or the verification after it fails (`rollback:`).
+public enum UpgradeRollback: String, Codable, Sendable, Hashable, CaseIterable {
+    /// The box goes back to its previous software slot, and the run proves it (the default).
+    case automatic
+    /// The run stops and leaves the box as the failure left it; the report says how to roll back by hand.
+    case manual
+}
+
+extension PlaybookParser {
+    static let upgradeKeys = ["box", "target", "packages", "backup", "rollback"]
+
+    func upgrade(_ fields: [String: Field], kindKey: Node) throws -> UpgradeSpec {
+        let box = try name(
+            "box",
+            in: fields,
+            kindKey: kindKey,
+            need: "an upgrade playbook needs 'box: NAME', the appliance of the inventory to upgrade"
+        )
+        var target: String?
+        if let field = fields["target"], let text = try builder.string(field.value, what: "'target'"), text != "all" {
+            guard Self.isVersion(text) else {
+                throw error(
+                    "'target' must be a site version such as 24.2.0, or 'all' for every applicable update, not "
+                        + "'\(text)'",
+                    at: field.value
+                )
+            }
+            target = text
+        }
+        let needPassword =
+            "'backup' needs 'password: NAME', the name of the secret (environment variable or secrets-file line) "
+            + "that holds the backup password, such as BACKUP_PASSWORD"
+        guard let backupField = fields["backup"] else {
+            throw error("an upgrade playbook needs 'backup:' with 'password: NAME'; \(needPassword)", at: kindKey)
+        }
+        let backup = try section(backupField, keys: Self.backupKeys) ?? [:]
+        guard let passwordField = backup["password"],
+            let password = try secretName(
+                passwordField,
+                what: "'password' in 'backup'",
+                holds: "the backup password",
+                example: "BACKUP_PASSWORD"
+            )
+        else {
+            throw error(needPassword, at: backup["password"]?.key ?? backupField.key)
+        }
+        let packages = try fields["packages"].flatMap { try section($0, keys: Self.packagesKeys) } ?? [:]
+        var rollback = UpgradeRollback.automatic
+        if let field = fields["rollback"], let text = try builder.string(field.value, what: "'rollback'") {
+            guard let parsed = UpgradeRollback(rawValue: text) else {
+                let names = UpgradeRollback.allCases.map(\.rawValue)
+                throw error(
+                    "'rollback' must be automatic or manual, not '\(text)'"
+                        + Inventory.suggestion(for: text, among: names),
+                    at: field.value
+                )
+            }
+            rollback = parsed
+        }
+        return UpgradeSpec(
+            box: box,
+            target: target,
+            repository: try packages["repository"].flatMap { try repository($0) },
+            backupPasswordSecret: password,
+            includeHistory: try bool(backup["include_history"], what: "'include_history' in 'backup'") ?? true,
+            rollback: rollback
+        )
+    }
+
+    /// Two to four dot-separated numbers, as package versions are written.
+    static func isVersion(_ text: String) -> Bool {
+        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+        return (2...4).contains(parts.count)
+            && parts.allSatisfy { !$0.isEmpty && $0.allSatisfy(\.isASCII) && Int($0) != nil }
+    }
+}

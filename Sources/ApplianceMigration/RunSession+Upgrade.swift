@@ -1,0 +1,90 @@
+public import ApplianceInventory
+import Foundation
+import ProcedureEngine
+
+extension RunSession {
+    /// The settings of an upgrade playbook (`repository` overrides its packages.repository).
+    public func upgradeSettings(_ spec: UpgradeSpec, inventory: Inventory, repository: String?) throws
+        -> UpgradeSettings
+    {
+        let entry = try inventory.appliance(named: spec.box.value)
+        return UpgradeSettings(
+            box: try reference(entry),
+            passwordSecret: entry.passwordSecret,
+            backupPasswordSecret: spec.backupPasswordSecret,
+            includeHistory: spec.includeHistory,
+            target: spec.target,
+            repository: repository ?? spec.repository,
+            rollback: spec.rollback
+        )
+    }
+
+    /// `appliancectl run upgrade-single.yml`: journals a new upgrade and runs it.
+    public func upgrade(_ settings: UpgradeSettings, playbook: String) async throws -> RunOutcome {
+        var settings = settings
+        // Every secret is there before anything is journaled.
+        _ = try secrets.resolve(settings.passwordSecret)
+        _ = try secrets.resolve(settings.backupPasswordSecret)
+        let locks = try RunLocks(UpgradeProcedure.self, settings: settings, directory: state.locks)
+        defer { locks.release() }
+        settings.box = try await pinFirstContact(settings.box)
+        let journal = try journal()
+        let record = try journal.createRun(
+            UpgradeProcedure.self,
+            playbook: playbook,
+            inventory: inventoryFile.path,
+            settings: settings
+        )
+        note("Run \(record.id): upgrade \(settings.box.name) to \(settings.targetText)")
+        return try await execute(try UpgradeProcedure.runner(record, journal: journal, session: self))
+    }
+}
+
+extension UpgradeProcedure: SessionProcedure {
+    static func runner(
+        _ record: RunRecord<UpgradeProcedure>,
+        journal: Journal,
+        session: RunSession
+    ) throws -> ProcedureRunner<UpgradeProcedure> {
+        let entries = try journal.entries(record)
+        let environment = try session.runEnvironment(record.id)
+        let procedure = try UpgradeProcedure(
+            record: record,
+            facts: Machine.facts(entries),
+            password: try session.secrets.resolve(record.settings.passwordSecret).reveal(),
+            backupPassword: try session.secrets.resolve(record.settings.backupPasswordSecret).reveal(),
+            environment: environment
+        )
+        return try ProcedureRunner(
+            record: record,
+            journal: journal,
+            procedure: procedure,
+            environment: environment,
+            entries: entries
+        )
+    }
+
+    func explain(_ failure: any Error, runId: String) async -> any Error {
+        explainFailure(failure, runId: runId)
+    }
+
+    /// The plan of an upgrade with these settings, as `run --dry-run` prints it.
+    public static func planLines(_ settings: UpgradeSettings) -> [String] {
+        var lines = ["Plan (dry run, nothing changes): upgrade \(settings.box.name) to \(settings.targetText)"]
+        for step in plan(for: settings) {
+            var line = "  \(step.title)"
+            if step == .preflight {
+                line += " — update source: \(settings.repository ?? "the box's own")"
+            }
+            if step == .install { line += "  [asks first unless --yes; EULAs unless --accept-eula]" }
+            lines.append(line)
+        }
+        lines.append(
+            settings.rollback == .automatic
+                ? "  On a failed install or verification: roll back automatically to the previous software slot, "
+                    + "then prove it (health 200, versions and site data as before)"
+                : "  On a failed install or verification: stop and leave the box as it is (rollback: manual)"
+        )
+        return lines
+    }
+}

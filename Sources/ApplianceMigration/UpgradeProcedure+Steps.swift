@@ -1,0 +1,224 @@
+import ApplianceAPI
+import ApplianceClient
+import ApplianceInventory
+import BackupFormat
+import Foundation
+public import ProcedureEngine
+
+extension UpgradeProcedure {
+    public func perform(_ step: UpgradeStep, context: StepContext) async throws -> StepDetail {
+        switch step {
+        case .preflight: try await preflight()
+        case .backup: try await backup()
+        case .install: try await install(context: context)
+        case .verify: try await verify()
+        }
+    }
+
+    // MARK: Pre-flight
+
+    /// Healthy, logged in, versions read; a downgrade is refused before the update source is touched, an unknown
+    /// target or a missing dependency once the box has checked its source. Changes nothing else.
+    func preflight() async throws -> StepDetail {
+        let (healthy, health, pin) = try await connection().health()
+        guard healthy else {
+            throw MigrationError(
+                .preflight,
+                "\(box.name) is not healthy (\(health.status): \(health.reason ?? "no reason given")); fix it before "
+                    + "upgrading, nothing was changed"
+            )
+        }
+        let connection = try await session()
+        let status: StatusResponse = try await connection.call(.status)
+        if let refusal = UpgradePlanning.downgradeRefusal(
+            box: box.name,
+            target: settings.target,
+            installed: status.software.siteVersion
+        ) {
+            throw MigrationError(.refused, refusal)
+        }
+        // The source the box had, to put back when the plan is refused (a box without one cannot be cleared).
+        var previousSource: String??
+        if let repository = settings.repository {
+            let before: UpdatesResponse? = try? await connection.call(.updates)
+            if before?.source != repository {
+                previousSource = .some(before?.source)
+                try await connection.perform(.setUpdateSource, body: UpdateSourceRequest(repository: repository))
+            }
+        }
+        let updates: UpdatesResponse = try await connection.call(.updates)
+        let plan: [UpgradePlanEntry]
+        switch UpgradePlanning.plan(
+            box: box.name,
+            target: settings.target,
+            installed: status.software,
+            updates: updates
+        ) {
+        case .success(let planned): plan = planned
+        case .failure(var refusal):
+            if let previousSource, let repository = settings.repository {
+                if let previous = previousSource {
+                    try await connection.perform(.setUpdateSource, body: UpdateSourceRequest(repository: previous))
+                    refusal.message += "; the update source was put back to \(previous)"
+                } else {
+                    refusal.message +=
+                        "; the one change: the update source is now \(repository) (\(box.name) had none before)"
+                }
+            }
+            throw refusal
+        }
+        let summary: SiteSummary = try await connection.call(.siteSummary)
+        facts.applianceId = status.applianceId
+        facts.softwareBefore = status.software
+        facts.summaryBefore = summary
+        facts.pinBefore = pin.description
+        facts.plan = plan
+        return [
+            "applianceId": status.applianceId,
+            "softwareBefore": UpgradeFacts.encode(status.software),
+            "summaryBefore": UpgradeFacts.encode(summary),
+            "pinBefore": pin.description,
+            "plan": UpgradeFacts.encode(plan),
+            "planText": plan.map(\.label).joined(separator: ", "),
+            "updateSource": updates.source ?? "none",
+        ]
+    }
+
+    // MARK: Backup
+
+    /// The migration's backup and proof (X1), into this run's directory.
+    func backup() async throws -> StepDetail {
+        let id = try facts.required(facts.applianceId, "applianceId")
+        if let proven = ProvenBackup.existing(file: backupFile, password: backupPassword, applianceId: id) {
+            environment.events(.note("the backup downloaded before the interruption is intact; not downloading again"))
+            return ProvenBackup.facts(proven, file: backupFile)
+        }
+        let proven = try await ProvenBackup.download(
+            BackupRequest(password: backupPassword, includeHistory: settings.includeHistory),
+            from: try await session(),
+            box: box.name,
+            applianceId: id,
+            to: backupFile,
+            environment: environment
+        )
+        facts.backupFile = backupFile.path
+        return ProvenBackup.facts(proven, file: backupFile)
+    }
+
+    // MARK: Install
+
+    /// The planned packages the box does not have yet, in order, each EULA shown and accepted explicitly. A
+    /// failed self-test stops here (the box answers 500 `self_test_failed`).
+    func install(context: StepContext) async throws -> StepDetail {
+        installBegun = true
+        let plan = try facts.required(facts.plan, "plan")
+        var installed: [String] = []
+        var selfTests: [String] = []
+        for entry in plan {
+            let connection = try await session()  // an install logs every user out
+            let updates: UpdatesResponse = try await connection.call(.updates)
+            guard !UpgradePlanning.missing([entry], installed: updates.installed).isEmpty else { continue }
+            let eula = updates.updates.first { $0.name == entry.name }?.eula ?? "(the package's EULA)"
+            guard await environment.confirm("Install \(entry.label) and accept its EULA?\n\(eula)") else {
+                throw MigrationError(
+                    .declined,
+                    "the EULA of \(entry.label) was not accepted; "
+                        + (installed.isEmpty ? "nothing was installed" : "installed so far: \(installed)")
+                        + " (give --accept-eula)"
+                )
+            }
+            try context.journal(["installing": entry.label])
+            let result: InstallResponse = try await connection.call(
+                .installUpdate,
+                body: InstallRequest(name: entry.name, version: entry.version, acceptEula: true)
+            )
+            installed.append("\(result.name) \(result.version)")
+            environment.events(.note("installed \(result.name) \(result.version) on \(box.name)"))
+            if let test = result.selfTest {
+                selfTests.append("\(entry.label): \(test.passed ? "passed" : "FAILED")")
+                guard test.passed else {
+                    throw MigrationError(
+                        .upgrade,
+                        "\(box.name): \(test.message ?? "the self-test of \(entry.label) failed")"
+                    )
+                }
+            }
+        }
+        return [
+            "installed": installed.isEmpty ? "none needed" : installed.joined(separator: ", "),
+            "selfTests": selfTests.isEmpty ? "none" : selfTests.joined(separator: "; "),
+        ]
+    }
+
+    // MARK: Verify
+
+    /// Polls `/health` until it answers 200, up to the settings' timeout; a failed self-test ends the wait at
+    /// once. Returns the last answer and how long it took.
+    func waitUntilHealthy() async throws -> (healthy: Bool, health: HealthResponse?, seconds: Double) {
+        let start = ContinuousClock.now
+        let deadline = start + .seconds(settings.healthTimeoutSeconds)
+        var last: HealthResponse?
+        while true {
+            if let probe = try? await connection().health() {
+                last = probe.health
+                if probe.healthy || UpgradePlanning.healthIsFinal(probe.health) {
+                    let elapsed = ContinuousClock.now - start
+                    return (probe.healthy, probe.health, Double(elapsed.components.seconds))
+                }
+            }
+            guard ContinuousClock.now < deadline else {
+                return (false, last, Double(settings.healthTimeoutSeconds))
+            }
+            try await Task.sleep(for: .milliseconds(250))
+        }
+    }
+
+    func verify() async throws -> StepDetail {
+        let plan = try facts.required(facts.plan, "plan")
+        let before = try facts.required(facts.summaryBefore, "summaryBefore")
+        let (healthy, health, seconds) = try await waitUntilHealthy()
+        guard healthy else {
+            throw MigrationError(
+                .upgrade,
+                "\(box.name) is not healthy after the install: "
+                    + (health.map { "\($0.status) (\($0.reason ?? "no reason given"))" }
+                        ?? "no answer within \(settings.healthTimeoutSeconds) s")
+            )
+        }
+        let connection = try await session()
+        let updates: UpdatesResponse = try await connection.call(.updates)
+        let missing = UpgradePlanning.missing(plan, installed: updates.installed)
+        guard missing.isEmpty else {
+            throw MigrationError(
+                .upgrade,
+                "\(box.name) does not run the planned versions: "
+                    + missing.map { "\($0.name) is \(updates.installed[$0.name] ?? "absent"), not \($0.version)" }
+                    .joined(separator: "; ")
+            )
+        }
+        let summary: SiteSummary = try await connection.call(.siteSummary)
+        let comparison = UpgradePlanning.dataComparison(before: before, after: summary)
+        let differing = comparison.filter { !$0.matches }
+        guard differing.isEmpty else {
+            throw MigrationError(
+                .upgrade,
+                "the site data of \(box.name) changed in the upgrade: "
+                    + differing.map { "\($0.item) \($0.old) → \($0.new)" }.joined(separator: "; ")
+            )
+        }
+        let (_, _, pin) = try await self.connection().health()
+        if let pinBefore = facts.pinBefore, pin.description != pinBefore {
+            throw MigrationError(
+                .upgrade,
+                "\(box.name) no longer serves its certificate (key \(pinBefore) before, \(pin) now)"
+            )
+        }
+        let status: StatusResponse = try await connection.call(.status)
+        return [
+            "healthySeconds": String(format: "%.0f", seconds),
+            "softwareAfter": UpgradeFacts.encode(status.software),
+            "comparison": UpgradeFacts.encode(comparison),
+            "certificate": "still served (\(pin))",
+        ]
+    }
+}
