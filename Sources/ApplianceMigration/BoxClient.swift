@@ -50,12 +50,14 @@ public struct BoxClient: Sendable {
     }
 
     /// Logs in with the first password that works (and tries that one first next time); waits out the
-    /// appliance's login backoff rather than failing on it.
+    /// appliance's login backoff rather than failing on it, and a site that is being switched by a restore
+    /// (503, or a 500 from a request caught in the switch: a restore cut off by a kill is still being undone
+    /// when the resumed run logs in), for up to 30 s.
     public mutating func session() async throws -> ApplianceConnection {
         let connection = try await connection()
         var refusals: [String] = []
         for (index, password) in passwords.enumerated() {
-            for attempt in 0..<8 {
+            for attempt in 0..<30 {
                 do {
                     let login = try await connection.login(username: "admin", password: password)
                     if login.passwordChangeRequired {
@@ -66,6 +68,10 @@ public struct BoxClient: Sendable {
                     return connection.authenticated(login.token)
                 } catch let error as ApplianceClientError where error.apiStatus == 429 && attempt < 7 {
                     try await Task.sleep(for: .milliseconds(1200))
+                } catch let error as ApplianceClientError
+                    where (error.apiStatus == 503 || error.apiStatus == 500) && attempt < 29
+                {
+                    try await Task.sleep(for: .seconds(1))
                 } catch let error as ApplianceClientError where error.code == .refused {
                     refusals.append(error.message)
                     break
