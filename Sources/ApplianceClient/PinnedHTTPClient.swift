@@ -446,10 +446,12 @@ extension PinnedHTTPClient {
                     pin: connection.peer.pin,
                     address: address
                 )
-                // A 2xx answer to a whole body arrives just before the writer's last progress report: give it a
-                // moment to finish. Any unfinished upload is no longer wanted; the connection closes once we return.
+                // A 2xx answer to a whole body arrives just before the writer's last progress report: let it
+                // finish. The server has every byte, so the writer is only behind by its scheduling, which on a
+                // loaded 2-core machine took more than 2 s once; 30 s bounds a writer that never ends. Any
+                // unfinished upload is no longer wanted; the connection closes once we return.
                 if result.isSuccess, case .file = body {
-                    group.addTask { try await Task.sleep(for: .seconds(2)) }
+                    group.addTask { try await Task.sleep(for: .seconds(30)) }
                     _ = try? await group.next()
                 }
                 group.cancelAll()

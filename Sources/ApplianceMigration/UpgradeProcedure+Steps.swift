@@ -91,7 +91,7 @@ extension UpgradeProcedure {
         let id = try facts.required(facts.applianceId, "applianceId")
         if let proven = ProvenBackup.existing(file: backupFile, password: backupPassword, applianceId: id) {
             environment.events(.note("the backup downloaded before the interruption is intact; not downloading again"))
-            return ProvenBackup.facts(proven, file: backupFile)
+            return ProvenBackup.facts(proven, file: backupFile).merging(try await exportCertificate()) { $1 }
         }
         let proven = try await ProvenBackup.download(
             BackupRequest(password: backupPassword, includeHistory: settings.includeHistory),
@@ -102,7 +102,46 @@ extension UpgradeProcedure {
             environment: environment
         )
         facts.backupFile = backupFile.path
-        return ProvenBackup.facts(proven, file: backupFile)
+        return ProvenBackup.facts(proven, file: backupFile).merging(try await exportCertificate()) { $1 }
+    }
+
+    /// The manual's "Aktualisierungsvorbereitung": the certificate the box serves, with its key and chain, kept
+    /// in the run directory (0600) under the backup password as its passphrase. A factory certificate is not kept:
+    /// the box makes a new one on a reset anyway.
+    func exportCertificate() async throws -> StepDetail {
+        if FileManager.default.fileExists(atPath: certificateFile.path) {
+            return ["certificateExport": certificateFile.path]
+        }
+        let connection = try await session()
+        let certificates: [CertificateEntry] = try await connection.call(.listCertificates)
+        guard let served = certificates.first(where: { $0.details.pin == facts.pinBefore }) else {
+            throw MigrationError(.certificate, "\(box.name) serves a certificate it does not list; check it by hand")
+        }
+        if served.isFactory { return ["certificateExport": "none (the box serves its factory certificate)"] }
+        let exported = try await connection.send(
+            .exportCertificate,
+            parameters: ["id": "\(served.id)"],
+            body: CertificateExportRequest(
+                format: .pem,
+                includeChain: true,
+                includeKey: true,
+                passphrase: backupPassword
+            )
+        )
+        let partial = certificateFile.appendingPathExtension("part")
+        guard
+            FileManager.default.createFile(
+                atPath: partial.path,
+                contents: Data(exported.body),
+                attributes: [
+                    .posixPermissions: 0o600
+                ]
+            )
+        else {
+            throw MigrationError(.certificate, "cannot write \(partial.path); check the state directory's free space")
+        }
+        try FileManager.default.moveItem(at: partial, to: certificateFile)
+        return ["certificateExport": certificateFile.path, "certificateName": served.name]
     }
 
     // MARK: Install

@@ -22,7 +22,8 @@ public enum UpgradeStep: String, ProcedureStep, CaseIterable {
     public var title: String {
         switch self {
         case .preflight: "Pre-flight: health, versions, the box's update plan (refuses a downgrade); nothing changes"
-        case .backup: "Back up the appliance (password, history) and prove the backup restorable (X1)"
+        case .backup:
+            "Back up the appliance (password, history), prove the backup restorable (X1), export the certificate"
         case .install: "Install the planned packages, dependencies first, EULA accepted"
         case .verify: "Verify: healthy, target versions installed, site data as before, certificate still served"
         }
@@ -107,6 +108,8 @@ public actor UpgradeProcedure: Procedure {
     }
 
     var backupFile: URL { environment.runDirectory.appendingPathComponent("pre-upgrade.backup") }
+    /// The served certificate with key and chain, encrypted with the backup password (PKCS#8), for the run.
+    var certificateFile: URL { environment.runDirectory.appendingPathComponent("pre-upgrade-certificate.pem") }
 
     // MARK: Rules
 
@@ -154,7 +157,7 @@ public actor UpgradeProcedure: Procedure {
             let id = try facts.required(facts.applianceId, "applianceId")
             guard let proven = ProvenBackup.existing(file: backupFile, password: backupPassword, applianceId: id)
             else { return .redo }
-            return .finished(ProvenBackup.facts(proven, file: backupFile))
+            return .finished(ProvenBackup.facts(proven, file: backupFile).merging(try await exportCertificate()) { $1 })
         case .install:
             installBegun = true
             let plan = try facts.required(facts.plan, "plan")

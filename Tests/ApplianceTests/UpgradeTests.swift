@@ -38,7 +38,8 @@ import Testing
             selfTest: PackageManifest.SelfTest? = nil,
             base: String? = nil,
             needsBase: String? = nil,
-            rollback: String = "automatic"
+            rollback: String = "automatic",
+            certificate: Bool = false
         ) async throws {
             vendor = try TestVendor()
             let requires = (needsBase ?? base).map { [PackageManifest.Requirement(name: "base", minimumVersion: $0)] }
@@ -52,6 +53,24 @@ import Testing
             summaryBefore = try await session.call(.siteSummary)
             let status: StatusResponse = try await session.call(.status)
             softwareBefore = status.software
+            if certificate {
+                // A CA-issued certificate served on the box's address, as a site has.
+                let pki = try TestPKI()
+                let (leaf, key) = try pki.leaf(status.hostname)
+                let imported: CertificateEntry = try await session.call(
+                    .importCertificate,
+                    body: CertificateImportRequest(name: "site", pem: leaf + pki.intermediate + pki.root + key)
+                )
+                let network: NetworkResponse = try await session.call(.network)
+                let entry = try #require(network.addresses.first { $0.address == box.address })
+                let before = box.pin
+                try await session.perform(
+                    .assignCertificate,
+                    parameters: ["id": "\(entry.id)"],
+                    body: CertificateAssignment(certificateId: imported.id)
+                )
+                try await box.waitUntilKeyChanges(from: before)
+            }
             try """
             appliances:
               site-box:
@@ -229,6 +248,34 @@ import Testing
         #expect(!result.stderr.contains("the old appliance serves as before"), "\(result.stderr)")
         #expect(try await scenario.software().siteVersion == "24.2.0")
         #expect(try await scenario.box.connection().health().health.status == "self_test_failed")
+    }
+
+    /// The manual's preparation: the served certificate with its key and chain is kept with the run (0600),
+    /// encrypted under the backup password, and opens with it.
+    @Test func theServedCertificateIsExportedWithItsKeyBeforeTheInstall() async throws {
+        let scenario = try await Scenario(certificate: true)
+        let result = try await scenario.ctl(scenario.run)
+        #expect(result.status == 0, "\(result.stderr)\n\(result.stdout)")
+        let file = try await scenario.runDirectory().appendingPathComponent("pre-upgrade-certificate.pem")
+        let mode = try FileManager.default.attributesOfItem(atPath: file.path)[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+        let pem = try String(contentsOf: file, encoding: .utf8)
+        #expect(pem.contains("BEGIN ENCRYPTED PRIVATE KEY"), "\(pem.prefix(200))")
+        #expect(pem.components(separatedBy: "BEGIN CERTIFICATE").count - 1 >= 2, "leaf and chain")
+        // openssl opens the key with the backup password, and it is the key of the certificate in the file.
+        let key = try await TestSupport.run(
+            "openssl",
+            ["pkey", "-in", file.path, "-passin", "env:BACKUP_PW", "-pubout"],
+            environment: scenario.environment
+        )
+        #expect(key.status == 0, "\(key.stderr)")
+        let certificate = try await TestSupport.run("openssl", ["x509", "-in", file.path, "-noout", "-pubkey"])
+        #expect(certificate.stdout == key.stdout && !key.stdout.isEmpty)
+        let wrong = try await TestSupport.run(
+            "openssl",
+            ["pkey", "-in", file.path, "-passin", "pass:not-the-password", "-noout"]
+        )
+        #expect(wrong.status != 0)
     }
 
     @Test func aDowngradeTargetIsRefusedBeforeAnythingChanges() async throws {
