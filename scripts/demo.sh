@@ -22,6 +22,9 @@ ctl="$bin/appliancectl"
 work="$(mktemp -d /tmp/appliance-demo.XXXXXX)"
 chmod 755 "$work"
 export APPLIANCECTL_HOME="$work/ctl"
+# The demo's own libvirt daemon, so a domain left by an earlier run that was cut off (its VM is also called
+# new-vm) can never be adopted in place of the one this run provisions.
+export APPLIANCECTL_LIBVIRT_HOME="$work/libvirt"
 export OLD_BOX_PASSWORD="Demo-Operator-Pass-1"
 export NEW_VM_PASSWORD="Demo-New-VM-Pass-2"
 export BACKUP_PASSWORD="Demo-Backup-Pass-3"
@@ -35,6 +38,8 @@ finish() {
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
     if [ "${KEEP_VM:-0}" != 1 ]; then
         "$ctl" destroy new-vm --inventory "$work/inventory.yml" >/dev/null 2>&1 || true
+        daemon=$(cat "$APPLIANCECTL_LIBVIRT_HOME/run/libvirt/libvirtd.pid" 2>/dev/null || true)
+        [ -n "$daemon" ] && kill "$daemon" 2>/dev/null || true
     fi
     echo "== state, journal and report in $work (exit $status)"
 }
