@@ -100,3 +100,16 @@ public struct BoxClient: Sendable {
         return false
     }
 }
+
+extension BoxClient {
+    /// The client of a box a run recorded (its address and pin), logging in with `password`.
+    init(reference: BoxReference, password: String) throws {
+        guard let address = reference.address, let pin = reference.pin.flatMap(TLSPin.init) else {
+            throw MigrationError(
+                .preflight,
+                "\(reference.name) has no recorded address and pin; run `appliancectl status ADDRESS` once to pin it"
+            )
+        }
+        try self.init(name: reference.name, address: address, pin: pin, passwords: [password])
+    }
+}

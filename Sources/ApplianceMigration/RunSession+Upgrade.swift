@@ -65,7 +65,7 @@ extension UpgradeProcedure: SessionProcedure {
     }
 
     func explain(_ failure: any Error, runId: String) async -> any Error {
-        explainFailure(failure, runId: runId)
+        await explainFailure(failure, runId: runId)
     }
 
     /// The plan of an upgrade with these settings, as `run --dry-run` prints it.

@@ -65,6 +65,16 @@ public struct UpgradeSettings: Codable, Sendable, Equatable {
         self.healthTimeoutSeconds = healthTimeoutSeconds
     }
 
+    var options: BoxUpgradeOptions {
+        BoxUpgradeOptions(
+            target: target,
+            repository: repository,
+            includeHistory: includeHistory,
+            rollback: rollback,
+            healthTimeoutSeconds: healthTimeoutSeconds
+        )
+    }
+
     /// "site 24.2.0" or "every applicable update", for plans and messages.
     public var targetText: String { target.map { "site \($0)" } ?? "every applicable update" }
 }
@@ -78,13 +88,12 @@ public actor UpgradeProcedure: Procedure {
 
     let settings: UpgradeSettings
     let environment: RunEnvironment
-    let backupPassword: String
-    var facts: UpgradeFacts
-    var box: BoxClient
-    /// What the automatic rollback of this process did, for the run's closing message.
-    var rollbackLine: String?
-    /// This process began (or reconciled) the install: the box may run new software.
-    var installBegun = false
+    /// The box's upgrade: its steps, facts and rollback.
+    let unit: BoxUpgrade
+    let boxName: String
+    let boxAddress: String
+    /// The planned packages, for the question before the install.
+    var planText: String?
 
     public init(
         record: RunRecord<UpgradeProcedure>,
@@ -95,21 +104,25 @@ public actor UpgradeProcedure: Procedure {
     ) throws {
         settings = record.settings
         self.environment = environment
-        self.backupPassword = backupPassword
-        self.facts = try UpgradeFacts(facts)
-        let reference = record.settings.box
-        guard let address = reference.address, let pin = reference.pin.flatMap(TLSPin.init) else {
-            throw MigrationError(
-                .preflight,
-                "\(reference.name) has no recorded address and pin; run `appliancectl status ADDRESS` once to pin it"
-            )
-        }
-        box = try BoxClient(name: reference.name, address: address, pin: pin, passwords: [password])
+        let box = try BoxClient(reference: record.settings.box, password: password)
+        boxName = box.name
+        boxAddress = box.address
+        unit = try BoxUpgrade(
+            box: box,
+            options: record.settings.options,
+            facts: facts,
+            prefix: "",
+            backupPassword: backupPassword,
+            environment: environment
+        )
+        planText = facts["planText"]
     }
 
-    var backupFile: URL { environment.runDirectory.appendingPathComponent("pre-upgrade.backup") }
-    /// The served certificate with key and chain, encrypted with the backup password (PKCS#8), for the run.
-    var certificateFile: URL { environment.runDirectory.appendingPathComponent("pre-upgrade-certificate.pem") }
+    public func perform(_ step: UpgradeStep, context: StepContext) async throws -> StepDetail {
+        let detail = try await unit.perform(step, context: context)
+        if let text = detail["planText"] { planText = text }
+        return detail
+    }
 
     // MARK: Rules
 
@@ -151,56 +164,27 @@ public actor UpgradeProcedure: Procedure {
     /// has every planned version; pre-flight and verification change nothing and are done again.
     public func reconcile(_ step: UpgradeStep, context: StepContext) async throws -> Reconciliation {
         switch step {
-        case .preflight, .verify:
-            return .redo
-        case .backup:
-            let id = try facts.required(facts.applianceId, "applianceId")
-            guard let proven = ProvenBackup.existing(file: backupFile, password: backupPassword, applianceId: id)
-            else { return .redo }
-            return .finished(ProvenBackup.facts(proven, file: backupFile).merging(try await exportCertificate()) { $1 })
-        case .install:
-            installBegun = true
-            let plan = try facts.required(facts.plan, "plan")
-            let updates: UpdatesResponse = try await session().call(.updates)
-            guard UpgradePlanning.missing(plan, installed: updates.installed).isEmpty else { return .redo }
-            return .finished([
-                "installed": plan.map(\.label).joined(separator: ", "), "reconciled": "versions read on the box",
-            ])
+        case .preflight, .verify: .redo
+        case .backup: try await unit.reconcileBackup()
+        case .install: try await unit.reconcileInstall()
         }
     }
 
     public func abort(machine: Machine) async throws -> [String] {
-        guard machine.status[.install] != .pending else { return ["\(box.name) is left as it was"] }
+        guard machine.status[.install] != .pending else { return ["\(boxName) is left as it was"] }
         return [
-            "\(box.name) may run the new software (see the report); `appliancectl updates rollback \(box.address)` "
-                + "returns it one step, and \(backupFile.path) holds the pre-upgrade backup"
+            "\(boxName) may run the new software (see the report); `appliancectl updates rollback \(boxAddress)` "
+                + "returns it one step, and \(unit.backupFile.path) holds the pre-upgrade backup"
         ]
     }
 
     public func consequence(of step: UpgradeStep) -> String {
-        let plan = facts.plan.map { $0.map(\.label).joined(separator: ", ") } ?? settings.targetText
-        return "\(box.name) at \(box.address) installs \(plan); every user is logged out, and a site update "
+        let plan = planText ?? settings.targetText
+        return "\(boxName) at \(boxAddress) installs \(plan); every user is logged out, and a site update "
             + "changes the site hash (client installers must be regenerated)"
     }
 
-    public func snapshots(machine: Machine) async -> [BoxSnapshot] {
-        var current = box
-        let snapshot = await BoxSnapshot.take(&current, factoryFirst: false)
-        box = current
-        return [snapshot]
-    }
-
-    func session() async throws -> ApplianceConnection {
-        var current = box
-        defer { box = current }
-        return try await current.session()
-    }
-
-    func connection() async throws -> ApplianceConnection {
-        var current = box
-        defer { box = current }
-        return try await current.connection()
-    }
+    public func snapshots(machine: Machine) async -> [BoxSnapshot] { [await unit.snapshot()] }
 
     // MARK: Report
 

@@ -3,16 +3,135 @@ import ApplianceClient
 import ApplianceInventory
 import BackupFormat
 import Foundation
-public import ProcedureEngine
+import ProcedureEngine
 
-extension UpgradeProcedure {
-    public func perform(_ step: UpgradeStep, context: StepContext) async throws -> StepDetail {
-        switch step {
-        case .preflight: try await preflight()
-        case .backup: try await backup()
-        case .install: try await install(context: context)
-        case .verify: try await verify()
-        }
+/// What the upgrade of one box is asked to do (the single upgrade's settings, or one box of a pair's).
+struct BoxUpgradeOptions: Sendable, Equatable {
+    var target: String?
+    var repository: String?
+    var includeHistory: Bool
+    var rollback: UpgradeRollback
+    var healthTimeoutSeconds: Int
+}
+
+/// The upgrade of one appliance as steps over one `BoxClient`: pre-flight, proven backup, install, verify, and
+/// the automatic rollback (X4). `UpgradeProcedure` runs one; `PairUpgradeProcedure` runs one for each box of a
+/// failover pair. Facts it learns are journaled under `prefix` (empty for the single upgrade, `a.`/`b.` for a
+/// pair), so two of them share one journal.
+actor BoxUpgrade {
+    let options: BoxUpgradeOptions
+    let environment: RunEnvironment
+    let backupPassword: String
+    let prefix: String
+    var facts: UpgradeFacts
+    var box: BoxClient
+    /// What the automatic rollback did, for the run's closing message.
+    var rollbackLine: String?
+    /// This process began (or reconciled) the install: the box may run new software.
+    var installBegun = false
+
+    init(
+        box: BoxClient,
+        options: BoxUpgradeOptions,
+        facts: StepDetail,
+        prefix: String,
+        backupPassword: String,
+        backupFile: URL? = nil,
+        environment: RunEnvironment
+    ) throws {
+        self.box = box
+        let stem = prefix.isEmpty ? "pre-upgrade" : "pre-upgrade-\(prefix.dropLast())"
+        self.backupFile = backupFile ?? environment.runDirectory.appendingPathComponent("\(stem).backup")
+        self.options = options
+        self.prefix = prefix
+        self.facts = try UpgradeFacts(Self.unprefixed(facts, prefix))
+        self.backupPassword = backupPassword
+        self.environment = environment
+    }
+
+    var name: String { box.name }
+    var address: String { box.address }
+    var fileStem: String { prefix.isEmpty ? "pre-upgrade" : "pre-upgrade-\(prefix.dropLast())" }
+    /// The pre-upgrade backup: this box's own, or (for the backup box of a pair) the primary's, which holds the
+    /// same site.
+    let backupFile: URL
+    /// The served certificate with key and chain, encrypted with the backup password (PKCS#8), for the run.
+    var certificateFile: URL { environment.runDirectory.appendingPathComponent("\(fileStem)-certificate.pem") }
+
+    /// The keys of `detail` that start with `prefix`, without it.
+    static func unprefixed(_ detail: StepDetail, _ prefix: String) -> StepDetail {
+        guard !prefix.isEmpty else { return detail }
+        var result: StepDetail = [:]
+        for (key, value) in detail where key.hasPrefix(prefix) { result[String(key.dropFirst(prefix.count))] = value }
+        return result
+    }
+
+    /// `detail` with every key under this box's prefix.
+    func prefixed(_ detail: StepDetail) -> StepDetail {
+        guard !prefix.isEmpty else { return detail }
+        return Dictionary(uniqueKeysWithValues: detail.map { (prefix + $0.key, $0.value) })
+    }
+
+    func session() async throws -> ApplianceConnection {
+        var current = box
+        defer { box = current }
+        return try await current.session()
+    }
+
+    func connection() async throws -> ApplianceConnection {
+        var current = box
+        defer { box = current }
+        return try await current.connection()
+    }
+
+    func snapshot() async -> BoxSnapshot {
+        var current = box
+        let snapshot = await BoxSnapshot.take(&current, factoryFirst: false)
+        box = current
+        return snapshot
+    }
+
+    /// Does one of the upgrade's steps on this box; the detail is under this box's prefix.
+    func perform(_ step: UpgradeStep, context: StepContext) async throws -> StepDetail {
+        let detail =
+            switch step {
+            case .preflight: try await preflight()
+            case .backup: try await backup()
+            case .install: try await install(context: context)
+            case .verify: try await verify()
+            }
+        return prefixed(detail)
+    }
+
+    /// Reads the site data again as the baseline the verification and the rollback compare with (a box of a
+    /// pair syncs or serves between its pre-flight and its install). Returns it for the journal.
+    func rebaseline() async throws -> StepDetail {
+        let summary: SiteSummary = try await session().call(.siteSummary)
+        facts.summaryBefore = summary
+        return prefixed(["summaryBefore": UpgradeFacts.encode(summary)])
+    }
+
+    // MARK: Resume
+
+    /// The backup in the run directory, proven again; nil when it is not there (or not whole).
+    func reconcileBackup() async throws -> Reconciliation {
+        let id = try facts.required(facts.applianceId, "applianceId")
+        guard let proven = ProvenBackup.existing(file: backupFile, password: backupPassword, applianceId: id)
+        else { return .redo }
+        return .finished(
+            prefixed(ProvenBackup.facts(proven, file: backupFile).merging(try await exportCertificate()) { $1 })
+        )
+    }
+
+    /// The install is finished when the box has every planned version.
+    func reconcileInstall() async throws -> Reconciliation {
+        installBegun = true
+        let plan = try facts.required(facts.plan, "plan")
+        let updates: UpdatesResponse = try await session().call(.updates)
+        guard UpgradePlanning.missing(plan, installed: updates.installed).isEmpty else { return .redo }
+        return .finished(
+            prefixed(["installed": plan.map(\.label).joined(separator: ", "), "reconciled": "versions read on the box"])
+        )
     }
 
     // MARK: Pre-flight
@@ -32,14 +151,14 @@ extension UpgradeProcedure {
         let status: StatusResponse = try await connection.call(.status)
         if let refusal = UpgradePlanning.downgradeRefusal(
             box: box.name,
-            target: settings.target,
+            target: options.target,
             installed: status.software.siteVersion
         ) {
             throw MigrationError(.refused, refusal)
         }
         // The source the box had, to put back when the plan is refused (a box without one cannot be cleared).
         var previousSource: String??
-        if let repository = settings.repository {
+        if let repository = options.repository {
             let before: UpdatesResponse? = try? await connection.call(.updates)
             if before?.source != repository {
                 previousSource = .some(before?.source)
@@ -50,13 +169,13 @@ extension UpgradeProcedure {
         let plan: [UpgradePlanEntry]
         switch UpgradePlanning.plan(
             box: box.name,
-            target: settings.target,
+            target: options.target,
             installed: status.software,
             updates: updates
         ) {
         case .success(let planned): plan = planned
         case .failure(var refusal):
-            if let previousSource, let repository = settings.repository {
+            if let previousSource, let repository = options.repository {
                 if let previous = previousSource {
                     try await connection.perform(.setUpdateSource, body: UpdateSourceRequest(repository: previous))
                     refusal.message += "; the update source was put back to \(previous)"
@@ -94,7 +213,7 @@ extension UpgradeProcedure {
             return ProvenBackup.facts(proven, file: backupFile).merging(try await exportCertificate()) { $1 }
         }
         let proven = try await ProvenBackup.download(
-            BackupRequest(password: backupPassword, includeHistory: settings.includeHistory),
+            BackupRequest(password: backupPassword, includeHistory: options.includeHistory),
             from: try await session(),
             box: box.name,
             applianceId: id,
@@ -166,7 +285,7 @@ extension UpgradeProcedure {
                         + " (give --accept-eula)"
                 )
             }
-            try context.journal(["installing": entry.label])
+            try context.journal(prefixed(["installing": entry.label]))
             let result: InstallResponse = try await connection.call(
                 .installUpdate,
                 body: InstallRequest(name: entry.name, version: entry.version, acceptEula: true)
@@ -195,7 +314,7 @@ extension UpgradeProcedure {
     /// once. Returns the last answer and how long it took.
     func waitUntilHealthy() async throws -> (healthy: Bool, health: HealthResponse?, seconds: Double) {
         let start = ContinuousClock.now
-        let deadline = start + .seconds(settings.healthTimeoutSeconds)
+        let deadline = start + .seconds(options.healthTimeoutSeconds)
         var last: HealthResponse?
         while true {
             if let probe = try? await connection().health() {
@@ -206,7 +325,7 @@ extension UpgradeProcedure {
                 }
             }
             guard ContinuousClock.now < deadline else {
-                return (false, last, Double(settings.healthTimeoutSeconds))
+                return (false, last, Double(options.healthTimeoutSeconds))
             }
             try await Task.sleep(for: .milliseconds(250))
         }
@@ -221,7 +340,7 @@ extension UpgradeProcedure {
                 .upgrade,
                 "\(box.name) is not healthy after the install: "
                     + (health.map { "\($0.status) (\($0.reason ?? "no reason given"))" }
-                        ?? "no answer within \(settings.healthTimeoutSeconds) s")
+                        ?? "no answer within \(options.healthTimeoutSeconds) s")
             )
         }
         let connection = try await session()
