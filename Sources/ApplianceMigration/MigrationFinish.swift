@@ -95,151 +95,46 @@ extension MigrationProcedure {
 
     /// The cutover's result when the site address already answers from the new box; nil otherwise.
     func siteMovedAlready() async throws -> [String: String]? {
-        guard let siteAddress = settings.cutover.siteAddress, let site = HostPort(siteAddress) else { return nil }
-        guard try await answersFromNew(site, id: try required(facts.newApplianceId, "newApplianceId")) else {
-            return nil
-        }
+        guard let siteAddress = settings.cutover.siteAddress else { return nil }
+        guard try await siteCutover().movedAlready() else { return nil }
         return ["cutover": "already", "siteAddress": siteAddress, "siteMovedAt": Self.timestamp(Date())]
     }
 
-    func cutover(context: StepContext) async throws -> [String: String] {
-        guard let siteAddress = settings.cutover.siteAddress, let site = HostPort(siteAddress) else {
-            return ["cutover": "none"]
-        }
+    /// The site address moves from the old box to the new one (`SiteCutover`).
+    func siteCutover() throws -> SiteCutover {
         let box = try newBox()
-        let newId = try required(facts.newApplianceId, "newApplianceId")
-        if let moved = try await siteMovedAlready() { return moved }
-        // The old box lets go of the site address first, so the two never answer on it at once.
-        let oldConnection = try await oldSession()
-        let oldNetwork: NetworkResponse = try await oldConnection.call(.network)
-        if let entry = oldNetwork.addresses.first(where: { $0.address == site.host }), entry.enabled {
-            // Journaled first: a failure from here on enables it again (the old box serves as before).
-            try context.journal(["oldReleasedAddressId": "\(entry.id)"])
-            facts.oldReleasedAddressId = "\(entry.id)"
-            try await oldConnection.perform(
-                .updateAddress,
-                parameters: ["id": "\(entry.id)"],
-                body: AddressInput(
-                    enabled: false,
-                    port: entry.port,
-                    address: entry.address,
-                    subnetMask: entry.subnetMask,
-                    access: entry.access
-                )
-            )
-            // The old box closes its listener shortly after answering; the new one cannot bind the address before.
-            let oldId = try required(facts.oldApplianceId, "oldApplianceId")
-            let released = try await waitUntil(tries: 101, every: .milliseconds(100)) {
-                await whoAnswers(site)?.id != oldId
-            }
-            guard released else {
-                throw MigrationError(
-                    .cutover,
-                    "\(old.name) still answers on \(siteAddress) after disabling it; check its network page, then "
-                        + "run resume"
-                )
-            }
-            environment.events(.note("\(old.name) no longer answers on \(site.host)"))
+        return SiteCutover(
+            cutover: settings.cutover,
+            from: old,
+            fromId: try required(facts.oldApplianceId, "oldApplianceId"),
+            to: box,
+            toId: try required(facts.newApplianceId, "newApplianceId"),
+            toPin: facts.certificatePin?.description ?? box.pin.description,
+            certificateId: facts.certificateId,
+            environment: environment,
+            fromName: old.name,
+            toName: settings.new.name
+        )
+    }
+
+    func cutover(context: StepContext) async throws -> [String: String] {
+        guard settings.cutover.siteAddress != nil else { return ["cutover": "none"] }
+        var move = try siteCutover()
+        // Journaled first: a failure from then on enables the released address again (the old box serves).
+        defer {
+            if let id = move.releasedAddressId { facts.oldReleasedAddressId = id }
+            old = move.from
+            new = move.to
         }
-        context.crash(at: "cutover:released")
-        switch settings.cutover {
-        case .none:
-            break
-        case .sharedIP:
-            let connection = try await newSession()
-            let network: NetworkResponse = try await connection.call(.network)
-            let template = try newAddressEntry(network)
-            var entry = network.addresses.first(where: { $0.address == site.host })
-            if entry == nil {
-                let added: AddressChangeResponse = try await connection.call(
-                    .addAddress,
-                    body: AddressInput(
-                        enabled: true,
-                        port: template.port,
-                        address: site.host,
-                        subnetMask: template.subnetMask,
-                        access: .both
-                    )
-                )
-                entry = added.address
-            }
-            if let entry, let certificateId = facts.certificateId,
-                entry.certificateId != certificateId
-            {
-                try await connection.perform(
-                    .assignCertificate,
-                    parameters: ["id": "\(entry.id)"],
-                    body: CertificateAssignment(certificateId: certificateId)
-                )
-            }
-        case .hook(_, let command):
-            try await runHook(command, site: siteAddress, new: box)
-        }
-        let moved = try await waitUntil(tries: 61, every: .milliseconds(500)) {
-            try await answersFromNew(site, id: newId)
-        }
-        guard moved else {
-            throw MigrationError(
-                .cutover,
-                "\(siteAddress) does not answer from \(settings.new.name) (id \(newId)) after the cutover; "
-                    + "check the hook or the network, then run resume"
-            )
-        }
-        return ["cutover": "done", "siteAddress": siteAddress, "siteMovedAt": Self.timestamp(Date())]
+        return try await move.move(context: context, journalKey: "oldReleasedAddressId")
     }
 
     /// The appliance id and key pin of whatever answers the health probe on `site`; nil when nothing does.
-    func whoAnswers(_ site: HostPort) async -> (id: String, pin: String)? {
-        let probe = ApplianceConnection(host: site.host, port: site.port, pin: nil, requestTimeout: .seconds(5))
-        guard let (_, health, pin) = try? await probe.health() else { return nil }
-        return (health.applianceId, pin.description)
-    }
+    func whoAnswers(_ site: HostPort) async -> (id: String, pin: String)? { await SiteCutover.whoAnswers(site) }
 
     func answersFromNew(_ site: HostPort, id: String) async throws -> Bool {
-        guard let answer = await whoAnswers(site) else { return false }
-        let expectedPin = facts.certificatePin?.description ?? (try? newBox().pin.description)
-        return answer.id == id && answer.pin == expectedPin
-    }
-
-    func runHook(_ command: String, site: String, new box: BoxClient) async throws {
-        let variables = CutoverHookEnvironment.variables(
-            inherited: ProcessInfo.processInfo.environment,
-            site: site,
-            oldAddress: old.address,
-            newAddress: box.address,
-            newHost: box.host,
-            newPort: box.port
-        )
-        let log = self.environment.runDirectory.appendingPathComponent("cutover-hook.log")
-        let status: Int32
-        do {
-            // On a thread of its own: a hook may take minutes (DNS), and the cooperative pool is as small as the
-            // machine's core count.
-            status = try await withCheckedThrowingContinuation { continuation in
-                Thread.detachNewThread {
-                    continuation.resume(
-                        with: Result {
-                            try Spawn.runAndWait(
-                                "/bin/sh",
-                                arguments: ["-c", command],
-                                environment: variables,
-                                output: log.path
-                            )
-                        }
-                    )
-                }
-            }
-        } catch {
-            throw MigrationError(.cutover, "cannot run the cutover hook (\(error)); check cutover.hook")
-        }
-        let output = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
-        for line in output.split(separator: "\n") { self.environment.events(.note("hook: \(line)")) }
-        guard status == 0 else {
-            throw MigrationError(
-                .cutover,
-                "the cutover hook exited with status \(status) (output in \(log.path)); fix it, then run resume"
-            )
-        }
+        let expectedPin = facts.certificatePin?.description ?? (try? newBox().pin.description) ?? ""
+        return await SiteCutover.answers(site, id: id, pin: expectedPin)
     }
 
     // MARK: Decommission (P6)

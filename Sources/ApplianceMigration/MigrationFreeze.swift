@@ -72,20 +72,7 @@ extension MigrationProcedure {
             let site = settings.cutover.siteAddress.flatMap(HostPort.init),
             await whoAnswers(site) == nil
         {
-            let network: NetworkResponse = try await connection.call(.network)
-            if let entry = network.addresses.first(where: { "\($0.id)" == id }), !entry.enabled {
-                try await connection.perform(
-                    .updateAddress,
-                    parameters: ["id": id],
-                    body: AddressInput(
-                        enabled: true,
-                        port: entry.port,
-                        address: entry.address,
-                        subnetMask: entry.subnetMask,
-                        access: entry.access
-                    )
-                )
-            }
+            try await SiteCutover.enable(addressId: id, on: connection)
         }
         try await connection.perform(.setMaintenance, body: MaintenanceRequest(enabled: false))
     }

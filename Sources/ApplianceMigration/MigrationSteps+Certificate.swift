@@ -142,15 +142,6 @@ extension MigrationProcedure {
     /// The new box's address entry that clients reach: the one we talk to, or its only enabled one (a VM behind
     /// a port forward answers on 127.0.0.1 but listens on its guest address).
     func newAddressEntry(_ network: NetworkResponse) throws -> AddressEntry {
-        let box = try newBox()
-        if let entry = network.addresses.first(where: { $0.address == box.host && $0.enabled }) { return entry }
-        let enabled = network.addresses.filter { $0.enabled && $0.access.servesAppliance }
-        guard enabled.count == 1 else {
-            throw MigrationError(
-                .appliance,
-                "cannot tell which of \(settings.new.name)'s addresses clients use; reach it by that address"
-            )
-        }
-        return enabled[0]
+        try SiteCutover.addressTemplate(network, host: try newBox().host, name: settings.new.name)
     }
 }
