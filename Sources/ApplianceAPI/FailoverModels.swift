@@ -160,6 +160,9 @@ public struct PeerHello: Codable, Sendable, Equatable {
     /// True while the box holds no site data (no history, files or recordings, only the factory users).
     public var holdsNoSiteData: Bool
     public var historyRows: Int
+    /// The appliance whose syncs this box last applied (its sync cursor), if any: a box that was the backup of
+    /// a primary holds that primary's site, so the two may be paired again (an older applianced leaves it out).
+    public var syncedFrom: String?
 
     public init(
         applianceId: String,
@@ -168,7 +171,8 @@ public struct PeerHello: Codable, Sendable, Equatable {
         peerApplianceId: String?,
         siteVersion: String,
         holdsNoSiteData: Bool,
-        historyRows: Int
+        historyRows: Int,
+        syncedFrom: String? = nil
     ) {
         self.applianceId = applianceId
         self.hostname = hostname
@@ -177,6 +181,7 @@ public struct PeerHello: Codable, Sendable, Equatable {
         self.siteVersion = siteVersion
         self.holdsNoSiteData = holdsNoSiteData
         self.historyRows = historyRows
+        self.syncedFrom = syncedFrom
     }
 }
 

@@ -152,7 +152,8 @@ extension Appliance {
             peerApplianceId: relationship?.peerApplianceId,
             siteVersion: try box.installedSoftware().siteVersion,
             holdsNoSiteData: try !site.holdsSiteData() && box.recordings().isEmpty,
-            historyRows: try site.history(offset: 0, limit: 1).total
+            historyRows: try site.history(offset: 0, limit: 1).total,
+            syncedFrom: try site.syncCursor()?.primaryApplianceId
         )
     }
 
@@ -211,7 +212,11 @@ extension Appliance {
                     + "\(version) on the backup first"
             )
         }
-        guard peer.holdsNoSiteData else {
+        // The same site again: the peer was this box's backup, or this box the peer's (a pair broken for an
+        // upgrade is re-established so). What the peer accepted while they were apart is merged here below.
+        let syncedFromPeer = try site.syncCursor()?.primaryApplianceId == peer.applianceId
+        let rejoining = !peer.holdsNoSiteData && (peer.syncedFrom == applianceId || syncedFromPeer)
+        guard peer.holdsNoSiteData || rejoining else {
             throw ApplianceServerError.conflict(
                 "the appliance at \(request.backup) holds site data of its own (\(peer.historyRows) history rows), "
                     + "which the first sync would replace: back it up or migrate it first, then factory-reset it, or "
@@ -238,6 +243,14 @@ extension Appliance {
                 establishedAt: Date()
             )
         )
+        if rejoining {
+            // The manual: sessions that ended on either box while the relationship was down are synced once it
+            // is established again. The backup's first sync then brings it what only this box holds.
+            var backupLink = link
+            backupLink.timeout = Self.fixTimeout
+            let merged = try await takeMissing(from: backupLink)
+            logger.notice("Merged from the rejoining backup", metadata: ["failover.rows": "\(merged.historyRows)"])
+        }
         logger.notice("Failover established as primary", metadata: ["failover.peer": "\(request.backup)"])
         return try failoverStatus()
     }

@@ -94,25 +94,9 @@ extension Appliance {
     private func merge(_ plan: FailoverFixResult, from loser: FailoverLink) async throws -> FailoverFixResult {
         let _: PeerHello = try await loser.call(.peerQuiesce, body: Empty())
         crash(at: "fix:quiesced")
-        var merged = FixCounts()
+        let merged: FixCounts
         do {
-            var after: Int64 = 0
-            var page: PeerHistoryPage
-            repeat {
-                page = try await loser.call(.peerHistory, body: PeerHistoryRequest(after: after, limit: Self.fixPage))
-                merged.historyRows += try site.mergeHistory(page.rows)
-                after = page.through
-            } while page.more
-            crash(at: "fix:rows")
-            let state: PeerFixState = try await loser.call(.peerFixState, body: Empty())
-            merged.files = try await pullMissing(state.files, have: try site.files(), recording: false, from: loser)
-            merged.recordings = try await pullMissing(
-                state.recordings,
-                have: try box.recordings(),
-                recording: true,
-                from: loser
-            )
-            crash(at: "fix:files")
+            merged = try await takeMissing(from: loser)
             let _: PeerHello = try await loser.call(.peerDemote, body: Empty())
         } catch let error as ApplianceServerError {
             throw ApplianceServerError(error.status, error.code, Self.partWay(error.message, loser: plan.loser.address))
@@ -137,6 +121,30 @@ extension Appliance {
             "\(plan.loser.address) is now the backup of \(plan.winner.address); its next sync (within a minute, or "
             + "`appliancectl failover sync \(plan.loser.address) --wait`) makes it equal to the primary"
         return result
+    }
+
+    /// Takes from the peer what this box lacks: history rows by uid (a row both hold is not doubled), files and
+    /// recordings by name.
+    func takeMissing(from peer: FailoverLink) async throws -> FixCounts {
+        var merged = FixCounts()
+        var after: Int64 = 0
+        var page: PeerHistoryPage
+        repeat {
+            page = try await peer.call(.peerHistory, body: PeerHistoryRequest(after: after, limit: Self.fixPage))
+            merged.historyRows += try site.mergeHistory(page.rows)
+            after = page.through
+        } while page.more
+        crash(at: "fix:rows")
+        let state: PeerFixState = try await peer.call(.peerFixState, body: Empty())
+        merged.files = try await pullMissing(state.files, have: try site.files(), recording: false, from: peer)
+        merged.recordings = try await pullMissing(
+            state.recordings,
+            have: try box.recordings(),
+            recording: true,
+            from: peer
+        )
+        crash(at: "fix:files")
+        return merged
     }
 
     static func partWay(_ message: String, loser: String) -> String {
