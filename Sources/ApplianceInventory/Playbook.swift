@@ -18,6 +18,8 @@ public struct Playbook: Sendable, Hashable {
         /// Upgrade the software of one appliance, with a backup first and a rollback on failure
         /// (`playbook: upgrade`).
         case upgrade(UpgradeSpec)
+        /// Upgrade both boxes of a failover pair, synchronously or asynchronously (`playbook: upgrade-failover`).
+        case upgradeFailover(PairUpgradeSpec)
     }
 
     /// The file name used in messages (as given to `parse(_:file:)`, or the path given to `load(from:)`).
@@ -39,6 +41,7 @@ public struct Playbook: Sendable, Hashable {
         case .provision: .provision
         case .decommission: .decommission
         case .upgrade: .upgrade
+        case .upgradeFailover: .upgradeFailover
         }
     }
 
@@ -48,6 +51,7 @@ public struct Playbook: Sendable, Hashable {
         case .migrate(let spec): [spec.old.value, spec.new.value]
         case .provision(let appliance), .decommission(let appliance): [appliance.value]
         case .upgrade(let spec): [spec.box.value]
+        case .upgradeFailover(let spec): [spec.a.value, spec.b.value]
         }
     }
 
@@ -107,6 +111,9 @@ public struct Playbook: Sendable, Hashable {
             _ = try entry(appliance, in: inventory)
         case .upgrade(let spec):
             _ = try entry(spec.box, in: inventory)
+        case .upgradeFailover(let spec):
+            _ = try entry(spec.a, in: inventory)
+            _ = try entry(spec.b, in: inventory)
         }
     }
 
@@ -145,6 +152,7 @@ public enum PlaybookKind: String, Sendable, Hashable, CaseIterable {
     case provision
     case decommission
     case upgrade
+    case upgradeFailover = "upgrade-failover"
 }
 
 /// A value read from a playbook with the line and column where it is written, so that a later check (such as

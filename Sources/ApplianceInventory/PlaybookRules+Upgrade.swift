@@ -35,6 +35,15 @@ public struct UpgradeSpec: Sendable, Hashable {
     }
 }
 
+/// The parts of an upgrade playbook that do not name boxes.
+struct UpgradeParts {
+    var target: String?
+    var repository: String?
+    var backupPasswordSecret: String
+    var includeHistory: Bool
+    var rollback: UpgradeRollback
+}
+
 /// What an upgrade run does when an install or the verification after it fails (`rollback:`).
 public enum UpgradeRollback: String, Codable, Sendable, Hashable, CaseIterable {
     /// The box goes back to its previous software slot, and the run proves it (the default).
@@ -53,6 +62,20 @@ extension PlaybookParser {
             kindKey: kindKey,
             need: "an upgrade playbook needs 'box: NAME', the appliance of the inventory to upgrade"
         )
+        let parts = try upgradeParts(fields, kindKey: kindKey)
+        return UpgradeSpec(
+            box: box,
+            target: parts.target,
+            repository: parts.repository,
+            backupPasswordSecret: parts.backupPasswordSecret,
+            includeHistory: parts.includeHistory,
+            rollback: parts.rollback
+        )
+    }
+
+    /// What every upgrade playbook says besides its boxes: the target, the repository, the backup's secret and
+    /// history, the rollback.
+    func upgradeParts(_ fields: [String: Field], kindKey: Node) throws -> UpgradeParts {
         var target: String?
         if let field = fields["target"], let text = try builder.string(field.value, what: "'target'"), text != "all" {
             guard Self.isVersion(text) else {
@@ -94,8 +117,7 @@ extension PlaybookParser {
             }
             rollback = parsed
         }
-        return UpgradeSpec(
-            box: box,
+        return UpgradeParts(
             target: target,
             repository: try packages["repository"].flatMap { try repository($0) },
             backupPasswordSecret: password,

@@ -35,13 +35,16 @@ struct PlaybookParser {
         case .migrate: migrateKeys
         case .provision, .decommission: applianceKeys
         case .upgrade: upgradeKeys
+        case .upgradeFailover: pairUpgradeKeys
         }
     }
 
-    static let allKeys = commonKeys + migrateKeys + applianceKeys + upgradeKeys.filter { !migrateKeys.contains($0) }
+    static let allKeys =
+        commonKeys + migrateKeys + applianceKeys
+        + (upgradeKeys + pairUpgradeKeys).filter { !migrateKeys.contains($0) }
 
     static let kindsSentence =
-        "'playbook: migrate', 'playbook: provision', 'playbook: decommission' or 'playbook: upgrade'"
+        "'playbook: migrate', 'playbook: provision', 'playbook: decommission', 'playbook: upgrade' or 'playbook: upgrade-failover'"
 
     let file: String
     let builder: InventoryDocument.Builder
@@ -164,13 +167,15 @@ struct PlaybookParser {
             )
         case .upgrade:
             body = .upgrade(try upgrade(fields, kindKey: kindField.key))
+        case .upgradeFailover:
+            body = .upgradeFailover(try pairUpgrade(fields, kindKey: kindField.key))
         }
         return Playbook(file: file, description: description, body: body)
     }
 
     func kind(_ field: Field) throws -> PlaybookKind {
         let names = PlaybookKind.allCases.map(\.rawValue)
-        let rule = "'playbook' must be migrate, provision, decommission or upgrade"
+        let rule = "'playbook' must be migrate, provision, decommission, upgrade or upgrade-failover"
         guard let text = try builder.string(field.value, what: "'playbook'") else {
             throw error(rule, at: Self.position(of: field))
         }

@@ -34,7 +34,7 @@ public struct RunSession: Sendable {
 
     /// The procedures this appliancectl runs, by journal kind: a new procedure is one more entry here.
     static let sessionProcedures: [any SessionProcedure.Type] = [
-        MigrationProcedure.self, DecommissionProcedure.self, UpgradeProcedure.self,
+        MigrationProcedure.self, DecommissionProcedure.self, UpgradeProcedure.self, PairUpgradeProcedure.self,
     ]
 
     /// The procedures this appliancectl knows, by journal kind.

@@ -217,7 +217,7 @@ import Testing
             yaml: "playbook: migrat\n",
             location: "playbook.yml:1:11",
             says:
-                "'playbook' must be migrate, provision, decommission or upgrade, not 'migrat' (did you mean 'migrate'?)"
+                "'playbook' must be migrate, provision, decommission, upgrade or upgrade-failover, not 'migrat' (did you mean 'migrate'?)"
         ),
         Case(
             name: "empty playbook",

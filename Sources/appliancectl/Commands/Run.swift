@@ -8,7 +8,7 @@ import Foundation
 struct RunPlaybook: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
-        abstract: "Run a playbook (migrate, provision, decommission, upgrade) against the inventory.",
+        abstract: "Run a playbook (migrate, provision, decommission, upgrade, upgrade-failover) against the inventory.",
         discussion: """
             The playbook and its appliance names are checked before anything runs. A migration writes every \
             step's intent and outcome to the journal (<state dir>/journal.sqlite) before and after acting; after \
@@ -82,6 +82,16 @@ struct RunPlaybook: AsyncParsableCommand {
                 return
             }
             try console.finish(try await session.upgrade(settings, playbook: path), json: options.json)
+        case .upgradeFailover(let spec):
+            let settings = try session.pairUpgradeSettings(spec, inventory: inventory, repository: repository)
+            for secret in [settings.aPasswordSecret, settings.bPasswordSecret, settings.backupPasswordSecret] {
+                _ = try session.secrets.resolve(secret)
+            }
+            if dryRun {
+                PairUpgradeProcedure.planLines(settings).forEach { print($0) }
+                return
+            }
+            try console.finish(try await session.pairUpgrade(settings, playbook: path), json: options.json)
         }
     }
 
