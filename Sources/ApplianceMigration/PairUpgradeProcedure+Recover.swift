@@ -32,7 +32,7 @@ extension PairUpgradeProcedure {
                 guard case .reverted(var evidence) = outcome else { return .nothing }
                 guard box == settings.first else { return .reverted(.upgrade(box), evidence) }
                 try await establish(primary: .a)
-                evidence.merge(try await firstSync()) { $1 }
+                evidence.merge(try await firstSync(primary: .a)) { $1 }
                 evidence["pairRestored"] = "\(settings.a.name) primary, \(settings.b.name) its backup, first sync done"
                 restoredLine =
                     "The pair is established again as it was: \(settings.a.name) primary, \(settings.b.name) its "

@@ -53,7 +53,7 @@ extension PairUpgradeProcedure {
             return .finished(["cutover": "already (the site answers from B)"])
         case .reestablish:
             guard try await paired(primary: settings.primaryAfter) else { return .redo }
-            return .finished(try await firstSync())
+            return .finished(try await firstSync(primary: settings.primaryAfter))
         }
     }
 
@@ -245,7 +245,7 @@ extension PairUpgradeProcedure {
     /// then the backup's first sync is waited for. A frozen backup is thawed: as a backup it refuses site writes.
     func reestablish() async throws -> StepDetail {
         try await establish(primary: settings.primaryAfter)
-        return try await firstSync()
+        return try await firstSync(primary: settings.primaryAfter)
     }
 
     func establish(primary: PairBox) async throws {
@@ -272,8 +272,8 @@ extension PairUpgradeProcedure {
         environment.events(.note("\(name(primary)) is primary again, \(name(primary.other)) its backup"))
     }
 
-    func firstSync() async throws -> StepDetail {
-        let backup = settings.primaryAfter.other
+    func firstSync(primary: PairBox) async throws -> StepDetail {
+        let backup = primary.other
         let record: SyncRecord = try await session(backup).call(.syncNow, body: SyncNowRequest(wait: true))
         guard record.result == "ok" else {
             throw MigrationError(
@@ -286,7 +286,7 @@ extension PairUpgradeProcedure {
             try await session(backup).perform(.setMaintenance, body: MaintenanceRequest(enabled: false))
         }
         return [
-            "primary": name(settings.primaryAfter),
+            "primary": name(primary),
             "firstSyncHistoryRows": "\(record.historyRows)",
             "firstSyncAt": APICoding.formatDate(record.finishedAt),
         ]
