@@ -14,6 +14,27 @@ struct BoxUpgradeOptions: Sendable, Equatable {
     var healthTimeoutSeconds: Int
 }
 
+/// Settings that say how each box is upgraded (the single upgrade's, a pair's).
+protocol BoxUpgradeSource {
+    var target: String? { get }
+    var repository: String? { get }
+    var includeHistory: Bool { get }
+    var rollback: UpgradeRollback { get }
+    var healthTimeoutSeconds: Int { get }
+}
+
+extension BoxUpgradeSource {
+    var options: BoxUpgradeOptions {
+        BoxUpgradeOptions(
+            target: target,
+            repository: repository,
+            includeHistory: includeHistory,
+            rollback: rollback,
+            healthTimeoutSeconds: healthTimeoutSeconds
+        )
+    }
+}
+
 /// The upgrade of one appliance as steps over one `BoxClient`: pre-flight, proven backup, install, verify, and
 /// the automatic rollback (X4). `UpgradeProcedure` runs one; `PairUpgradeProcedure` runs one for each box of a
 /// failover pair. Facts it learns are journaled under `prefix` (empty for the single upgrade, `a.`/`b.` for a

@@ -207,11 +207,7 @@ public actor MigrationProcedure: Procedure {
         every interval: Duration,
         _ condition: () async throws -> Bool
     ) async throws -> Bool {
-        for attempt in 1...tries {
-            if try await condition() { return true }
-            if attempt < tries { try await Task.sleep(for: interval) }
-        }
-        return false
+        try await SiteCutover.waitUntil(tries: tries, every: interval, condition)
     }
 
     static func timestamp(_ date: Date) -> String { APICoding.formatDate(date) }

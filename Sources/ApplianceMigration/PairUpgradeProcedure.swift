@@ -130,16 +130,6 @@ public struct PairUpgradeSettings: Codable, Sendable, Equatable {
 
     /// Where the site answers: the cutover's site address, or A's own address.
     public var siteAddress: String? { cutover.siteAddress ?? a.address }
-
-    var options: BoxUpgradeOptions {
-        BoxUpgradeOptions(
-            target: target,
-            repository: repository,
-            includeHistory: includeHistory,
-            rollback: rollback,
-            healthTimeoutSeconds: healthTimeoutSeconds
-        )
-    }
 }
 
 /// The pure part of the pair upgrade: plan, order, gates, what is destructive, what a revert makes stale.
@@ -255,3 +245,5 @@ public enum PairUpgradeRules {
         return nil
     }
 }
+
+extension PairUpgradeSettings: BoxUpgradeSource {}

@@ -56,25 +56,18 @@ extension PairUpgradeProcedure: SessionProcedure {
         journal: Journal,
         session: RunSession
     ) throws -> ProcedureRunner<PairUpgradeProcedure> {
-        let entries = try journal.entries(record)
-        let environment = try session.runEnvironment(record.id)
-        let procedure = try PairUpgradeProcedure(
-            record: record,
-            facts: Machine.facts(entries),
-            passwords: [
-                .a: try session.secrets.resolve(record.settings.aPasswordSecret).reveal(),
-                .b: try session.secrets.resolve(record.settings.bPasswordSecret).reveal(),
-            ],
-            backupPassword: try session.secrets.resolve(record.settings.backupPasswordSecret).reveal(),
-            environment: environment
-        )
-        return try ProcedureRunner(
-            record: record,
-            journal: journal,
-            procedure: procedure,
-            environment: environment,
-            entries: entries
-        )
+        try session.runner(record, journal: journal) { facts, environment in
+            try PairUpgradeProcedure(
+                record: record,
+                facts: facts,
+                passwords: [
+                    .a: try session.secrets.resolve(record.settings.aPasswordSecret).reveal(),
+                    .b: try session.secrets.resolve(record.settings.bPasswordSecret).reveal(),
+                ],
+                backupPassword: try session.secrets.resolve(record.settings.backupPasswordSecret).reveal(),
+                environment: environment
+            )
+        }
     }
 
     func explain(_ failure: any Error, runId: String) async -> any Error {

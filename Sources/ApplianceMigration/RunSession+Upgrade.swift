@@ -46,22 +46,15 @@ extension UpgradeProcedure: SessionProcedure {
         journal: Journal,
         session: RunSession
     ) throws -> ProcedureRunner<UpgradeProcedure> {
-        let entries = try journal.entries(record)
-        let environment = try session.runEnvironment(record.id)
-        let procedure = try UpgradeProcedure(
-            record: record,
-            facts: Machine.facts(entries),
-            password: try session.secrets.resolve(record.settings.passwordSecret).reveal(),
-            backupPassword: try session.secrets.resolve(record.settings.backupPasswordSecret).reveal(),
-            environment: environment
-        )
-        return try ProcedureRunner(
-            record: record,
-            journal: journal,
-            procedure: procedure,
-            environment: environment,
-            entries: entries
-        )
+        try session.runner(record, journal: journal) { facts, environment in
+            try UpgradeProcedure(
+                record: record,
+                facts: facts,
+                password: try session.secrets.resolve(record.settings.passwordSecret).reveal(),
+                backupPassword: try session.secrets.resolve(record.settings.backupPasswordSecret).reveal(),
+                environment: environment
+            )
+        }
     }
 
     func explain(_ failure: any Error, runId: String) async -> any Error {

@@ -114,26 +114,37 @@ public struct RunSession: Sendable {
         return RunEnvironment(runDirectory: directory, confirm: confirm, events: events)
     }
 
+    /// The runner of a journaled run: its entries read, its environment made, `make` builds the procedure from
+    /// the facts of the entries.
+    func runner<P: Procedure>(
+        _ record: RunRecord<P>,
+        journal: Journal,
+        _ make: (_ facts: StepDetail, _ environment: RunEnvironment) throws -> P
+    ) throws -> ProcedureRunner<P> {
+        let entries = try journal.entries(record)
+        let environment = try runEnvironment(record.id)
+        return try ProcedureRunner(
+            record: record,
+            journal: journal,
+            procedure: try make(ProcedureMachine<P>.facts(entries), environment),
+            environment: environment,
+            entries: entries
+        )
+    }
+
     func migrationRunner(
         _ record: RunRecord<MigrationProcedure>,
         journal: Journal
     ) throws -> ProcedureRunner<MigrationProcedure> {
-        let entries = try journal.entries(record)
-        let environment = try runEnvironment(record.id)
-        let procedure = try MigrationProcedure(
-            record: record,
-            facts: MigrationMachine.facts(entries),
-            secrets: try record.settings.secrets(from: secrets),
-            services: services(record.settings),
-            environment: environment
-        )
-        return try ProcedureRunner(
-            record: record,
-            journal: journal,
-            procedure: procedure,
-            environment: environment,
-            entries: entries
-        )
+        try runner(record, journal: journal) { facts, environment in
+            try MigrationProcedure(
+                record: record,
+                facts: facts,
+                secrets: try record.settings.secrets(from: secrets),
+                services: services(record.settings),
+                environment: environment
+            )
+        }
     }
 
     func decommissionRunner(
@@ -141,21 +152,9 @@ public struct RunSession: Sendable {
         journal: Journal,
         password: String
     ) throws -> ProcedureRunner<DecommissionProcedure> {
-        let entries = try journal.entries(record)
-        let environment = try runEnvironment(record.id)
-        let procedure = try DecommissionProcedure(
-            record: record,
-            facts: DecommissionProcedure.Machine.facts(entries),
-            password: password,
-            environment: environment
-        )
-        return try ProcedureRunner(
-            record: record,
-            journal: journal,
-            procedure: procedure,
-            environment: environment,
-            entries: entries
-        )
+        try runner(record, journal: journal) { facts, environment in
+            try DecommissionProcedure(record: record, facts: facts, password: password, environment: environment)
+        }
     }
 
     /// Step 1 through the inventory's hypervisor; pins recorded in the pin store and the inventory.

@@ -181,7 +181,7 @@ struct SiteCutover: Sendable {
     }
 
     /// Checks `condition` up to `tries` times, `interval` apart; whether it held by the last check.
-    static func waitUntil(
+    nonisolated(nonsending) static func waitUntil(
         tries: Int,
         every interval: Duration,
         _ condition: () async throws -> Bool

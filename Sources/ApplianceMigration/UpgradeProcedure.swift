@@ -65,16 +65,6 @@ public struct UpgradeSettings: Codable, Sendable, Equatable {
         self.healthTimeoutSeconds = healthTimeoutSeconds
     }
 
-    var options: BoxUpgradeOptions {
-        BoxUpgradeOptions(
-            target: target,
-            repository: repository,
-            includeHistory: includeHistory,
-            rollback: rollback,
-            healthTimeoutSeconds: healthTimeoutSeconds
-        )
-    }
-
     /// "site 24.2.0" or "every applicable update", for plans and messages.
     public var targetText: String { target.map { "site \($0)" } ?? "every applicable update" }
 }
@@ -212,3 +202,5 @@ public actor UpgradeProcedure: Procedure {
 
     public static func jsonDecoder() -> JSONDecoder { APICoding.decoder() }
 }
+
+extension UpgradeSettings: BoxUpgradeSource {}
