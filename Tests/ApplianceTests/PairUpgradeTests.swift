@@ -166,7 +166,8 @@ import Testing
 
     /// A full run with a writer on the site: both boxes on 24.2.0, paired with the right primary, every accepted
     /// row on the primary exactly once; the downtime the run measured is in its --json report.
-    @Test(arguments: ["sync", "async"])
+    /// Serialized: the two runs' downtimes are compared (async against sync), so they do not share the machine.
+    @Test(.serialized, arguments: ["sync", "async"])
     func aPairInUseIsUpgradedWithNothingLostOrDoubled(mode: String) async throws {
         let scenario = try await Scenario(mode: mode)
         let plan = try await scenario.ctl(scenario.run + ["--dry-run"])
@@ -202,6 +203,11 @@ import Testing
         let report = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
         let downtime = try #require(report["downtimeSeconds"] as? Double, "\(report.keys)")
         #expect(report["state"] as? String == "finished", "\(report)")
+        let difference = try #require(report["difference"] as? [String], "\(report.keys)")
+        for name in ["site-a", "site-b"] {
+            #expect(difference.contains { $0.hasPrefix("\(name): software:") }, "\(difference)")
+        }
+        #expect((report["before"] as? [Any])?.count == 2 && (report["after"] as? [Any])?.count == 2)
         #expect(downtime > 0 && downtime < seconds / .seconds(1), "downtime \(downtime) s")
         print(
             "pair upgrade (\(mode)): downtime \(String(format: "%.2f", downtime)) s of a run of "
