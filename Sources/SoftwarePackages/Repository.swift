@@ -171,10 +171,16 @@ public enum RepositoryBuilder {
         guard let bytes = try readSmallFile(url, limit: RepositoryIndex.maximumSize, what: "repository index") else {
             return nil
         }
+        return try decodeIndex(bytes, location: url.path)
+    }
+
+    /// Decodes and checks index bytes read from `location` (a path or URL, for messages): the format version, every
+    /// manifest, and file names that stay inside the repository.
+    static func decodeIndex(_ bytes: [UInt8], location: String) throws -> RepositoryIndex {
         func invalid(_ reason: String) -> SoftwarePackageError {
             SoftwarePackageError(
                 code: .invalidRepository,
-                message: "the repository index \(url.path) \(reason); rebuild the repository from its package files"
+                message: "the repository index \(location) \(reason); rebuild the repository from its package files"
             )
         }
         struct Probe: Decodable {
@@ -186,7 +192,7 @@ public enum RepositoryBuilder {
         guard probe.formatVersion <= RepositoryIndex.currentFormatVersion else {
             throw SoftwarePackageError(
                 code: .unsupportedFormat,
-                message: "the repository index \(url.path) has format version \(probe.formatVersion), newer than "
+                message: "the repository index \(location) has format version \(probe.formatVersion), newer than "
                     + "this software reads (\(RepositoryIndex.currentFormatVersion)); update the appliance software"
             )
         }
