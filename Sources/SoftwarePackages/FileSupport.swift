@@ -26,6 +26,18 @@ func storageError(_ action: String, _ path: String, errno code: CInt, advice: St
     SoftwarePackageError(code: .storage, message: "could not \(action) \(path): \(describeErrno(code)); \(advice)")
 }
 
+/// Creates `directory` with its parents; throws `.storage` naming it (as `what`) when that fails.
+func createDirectory(_ directory: URL, what: String) throws {
+    do {
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    } catch {
+        throw SoftwarePackageError(
+            code: .storage,
+            message: "could not create \(what) \(directory.path) (\(error)); check the path and its permissions"
+        )
+    }
+}
+
 /// A regular file opened for reading in pieces. Not Sendable: use it from one task and let it go.
 final class InputFile {
     let path: String

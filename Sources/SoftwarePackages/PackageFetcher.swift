@@ -135,14 +135,7 @@ public enum PackageFetcher {
         into directory: URL,
         trustedKeys: [Ed25519PublicKey]?
     ) async throws -> [FetchedPackage] {
-        do {
-            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        } catch {
-            throw SoftwarePackageError(
-                code: .storage,
-                message: "could not create \(directory.path) (\(error)); check the path and its permissions"
-            )
-        }
+        try createDirectory(directory, what: "the package directory")
         for package in packages where (try? verify(package, in: directory, trustedKeys: trustedKeys)) == nil {
             try await copy(package, from: source, into: directory, trustedKeys: trustedKeys)
         }

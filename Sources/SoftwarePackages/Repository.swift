@@ -75,15 +75,7 @@ public enum RepositoryBuilder {
         to repositoryDirectory: URL,
         trustedKeys: [Ed25519PublicKey]? = nil
     ) throws -> RepositoryIndex.Entry {
-        do {
-            try FileManager.default.createDirectory(at: repositoryDirectory, withIntermediateDirectories: true)
-        } catch {
-            throw SoftwarePackageError(
-                code: .storage,
-                message: "could not create the repository directory \(repositoryDirectory.path) (\(error)); check "
-                    + "the path and its permissions"
-            )
-        }
+        try createDirectory(repositoryDirectory, what: "the repository directory")
         let lock = repositoryDirectory.appendingPathComponent(".index.lock")
         return try withExclusiveLock(lock) {
             var index = try readIndex(directory: repositoryDirectory) ?? RepositoryIndex()
