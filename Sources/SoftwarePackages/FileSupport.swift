@@ -72,6 +72,23 @@ final class InputFile {
         close(descriptor)
     }
 
+    /// Reads the rest of the file in pieces of up to `PackageBuilder.chunkSize` bytes, handing each to `body`;
+    /// returns how many bytes were read.
+    @discardableResult
+    func forEachChunk(_ body: (UnsafeRawBufferPointer) throws -> Void) throws -> Int64 {
+        var size: Int64 = 0
+        var buffer = [UInt8](repeating: 0, count: PackageBuilder.chunkSize)
+        try buffer.withUnsafeMutableBytes { buffer in
+            while true {
+                let count = try read(into: buffer)
+                if count == 0 { return }
+                try body(UnsafeRawBufferPointer(rebasing: buffer[..<count]))
+                size += Int64(count)
+            }
+        }
+        return size
+    }
+
     /// Reads up to `buffer.count` bytes; 0 means end of file.
     func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
         guard let base = buffer.baseAddress, !buffer.isEmpty else {

@@ -253,18 +253,8 @@ public enum PackageFetcher {
 
     /// SHA-256 (lowercase hex) and size of `file`, read in chunks.
     static func digest(of file: URL) throws -> (sha256: String, size: Int64) {
-        let input = try InputFile(file)
         let hasher = SHA256Hasher()
-        var size: Int64 = 0
-        var buffer = [UInt8](repeating: 0, count: PackageBuilder.chunkSize)
-        try buffer.withUnsafeMutableBytes { buffer in
-            while true {
-                let count = try input.read(into: buffer)
-                if count == 0 { break }
-                hasher.update(UnsafeRawBufferPointer(rebasing: buffer[..<count]))
-                size += Int64(count)
-            }
-        }
+        let size = try InputFile(file).forEachChunk { hasher.update($0) }
         return (hasher.finalize().hexString, size)
     }
 }

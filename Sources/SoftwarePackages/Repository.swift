@@ -85,19 +85,9 @@ public enum RepositoryBuilder {
             let scratchName = ".incoming-\(UUID().uuidString).pkg"
             let writer = try AtomicFileWriter(destination: repositoryDirectory.appendingPathComponent(scratchName))
             let hasher = SHA256Hasher()
-            var size: Int64 = 0
-            var buffer = [UInt8](repeating: 0, count: PackageBuilder.chunkSize)
-            try buffer.withUnsafeMutableBytes { buffer in
-                while true {
-                    let count = try input.read(into: buffer)
-                    if count == 0 {
-                        break
-                    }
-                    let piece = UnsafeRawBufferPointer(rebasing: buffer[..<count])
-                    hasher.update(piece)
-                    try writer.write(piece)
-                    size += Int64(count)
-                }
+            let size = try input.forEachChunk { piece in
+                hasher.update(piece)
+                try writer.write(piece)
             }
             try writer.finishWriting()
             let fileSHA256 = hasher.finalize().hexString
