@@ -39,14 +39,18 @@ extension UpgradeProcedure {
         }
         // The source the box had, to put back when the plan is refused (a box without one cannot be cleared).
         var previousSource: String??
-        if let repository = settings.repository {
+        var offline: OfflinePlan?
+        if let settings = settings.offline {
+            offline = try await offlinePlan(settings, connection: connection, applianceId: status.applianceId)
+        } else if let repository = settings.repository {
             let before: UpdatesResponse? = try? await connection.call(.updates)
             if before?.source != repository {
                 previousSource = .some(before?.source)
                 try await connection.perform(.setUpdateSource, body: UpdateSourceRequest(repository: repository))
             }
         }
-        let updates: UpdatesResponse = try await connection.call(.updates)
+        let updates: UpdatesResponse
+        if let offline { updates = offline.updates } else { updates = try await connection.call(.updates) }
         let plan: [UpgradePlanEntry]
         switch UpgradePlanning.plan(
             box: box.name,
@@ -67,6 +71,8 @@ extension UpgradeProcedure {
             }
             throw refusal
         }
+        var fetched: StepDetail = [:]
+        if let offline { fetched = try await fetchOffline(plan, offline) }
         let summary: SiteSummary = try await connection.call(.siteSummary)
         facts.applianceId = status.applianceId
         facts.softwareBefore = status.software
@@ -81,7 +87,7 @@ extension UpgradeProcedure {
             "plan": UpgradeFacts.encode(plan),
             "planText": plan.map(\.label).joined(separator: ", "),
             "updateSource": updates.source ?? "none",
-        ]
+        ].merging(fetched) { $1 }
     }
 
     // MARK: Backup
@@ -150,43 +156,26 @@ extension UpgradeProcedure {
     /// failed self-test stops here (the box answers 500 `self_test_failed`).
     func install(context: StepContext) async throws -> StepDetail {
         installBegun = true
+        if let offline = settings.offline { return try await installOffline(offline, context: context) }
         let plan = try facts.required(facts.plan, "plan")
-        var installed: [String] = []
-        var selfTests: [String] = []
+        var tally = InstallTally()
         for entry in plan {
             let connection = try await session()  // an install logs every user out
             let updates: UpdatesResponse = try await connection.call(.updates)
             guard !UpgradePlanning.missing([entry], installed: updates.installed).isEmpty else { continue }
             let eula = updates.updates.first { $0.name == entry.name }?.eula ?? "(the package's EULA)"
             guard await environment.confirm("Install \(entry.label) and accept its EULA?\n\(eula)") else {
-                throw MigrationError(
-                    .declined,
-                    "the EULA of \(entry.label) was not accepted; "
-                        + (installed.isEmpty ? "nothing was installed" : "installed so far: \(installed)")
-                        + " (give --accept-eula)"
-                )
+                throw tally.declined(entry)
             }
             try context.journal(["installing": entry.label])
             let result: InstallResponse = try await connection.call(
                 .installUpdate,
                 body: InstallRequest(name: entry.name, version: entry.version, acceptEula: true)
             )
-            installed.append("\(result.name) \(result.version)")
             environment.events(.note("installed \(result.name) \(result.version) on \(box.name)"))
-            if let test = result.selfTest {
-                selfTests.append("\(entry.label): \(test.passed ? "passed" : "FAILED")")
-                guard test.passed else {
-                    throw MigrationError(
-                        .upgrade,
-                        "\(box.name): \(test.message ?? "the self-test of \(entry.label) failed")"
-                    )
-                }
-            }
+            try tally.record(result, of: entry, box: box.name)
         }
-        return [
-            "installed": installed.isEmpty ? "none needed" : installed.joined(separator: ", "),
-            "selfTests": selfTests.isEmpty ? "none" : selfTests.joined(separator: "; "),
-        ]
+        return tally.detail
     }
 
     // MARK: Verify
@@ -225,13 +214,13 @@ extension UpgradeProcedure {
             )
         }
         let connection = try await session()
-        let updates: UpdatesResponse = try await connection.call(.updates)
-        let missing = UpgradePlanning.missing(plan, installed: updates.installed)
+        let installed = try await installedVersions()
+        let missing = UpgradePlanning.missing(plan, installed: installed)
         guard missing.isEmpty else {
             throw MigrationError(
                 .upgrade,
                 "\(box.name) does not run the planned versions: "
-                    + missing.map { "\($0.name) is \(updates.installed[$0.name] ?? "absent"), not \($0.version)" }
+                    + missing.map { "\($0.name) is \(installed[$0.name] ?? "absent"), not \($0.version)" }
                     .joined(separator: "; ")
             )
         }
