@@ -177,6 +177,42 @@ extension VirtualApplianceTests {
     }
 }
 
+extension VirtualApplianceTests {
+    /// The default 256 MiB guest cannot hold the backup's scrypt (256 MiB by itself): applianced says so before
+    /// it starts, instead of being killed mid-download (which the upgrade saw as a malformed response).
+    @Test(.timeLimit(.minutes(10)))
+    func aSmallVirtualApplianceRefusesAnEncryptedBackupWithWhatToDo() async throws {
+        let name = "small-\(getpid())"
+        try writeInventory(name, memoryMiB: 256)
+        var failure: (any Error)?
+        do {
+            let provisioned = try await ctl(["provision", name, "--inventory", inventory.path, "--json"])
+            try #require(provisioned.status == 0, "provision failed: \(provisioned.stderr)")
+            let result = try JSONDecoder().decode(ProvisionResult.self, from: Data(provisioned.stdout.utf8))
+            let file = root.appendingPathComponent("\(name).backup")
+            let backup = try await ctl(
+                ["backup", result.address, "--out", file.path],
+                extra: ["BACKUP_PASSWORD": "Backup-Password-9"]
+            )
+            #expect(backup.status != 0)
+            #expect(backup.stderr.contains("needs 272 MiB of memory"), "\(backup.stderr)")
+            #expect(backup.stderr.contains("memory_mib of 512 or more"), "\(backup.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: file.path))
+            // Still up and serving: nothing was killed.
+            #expect(try await status(result.address).software.siteVersion == "24.1.0")
+            #expect(consoleTail(name).contains("appliance-init: applianced exited") == false, "\(consoleTail(name))")
+        } catch {
+            failure = error
+            print("aSmallVirtualApplianceRefusesAnEncryptedBackupWithWhatToDo failed; console:\n\(consoleTail(name))")
+        }
+        let destroyed = try await ctl(["destroy", name, "--inventory", inventory.path])
+        #expect(destroyed.status == 0, "\(destroyed.stderr)")
+        let left = try await leftovers(name)
+        #expect(!left.domain && left.volumes.isEmpty, "\(left)")
+        if let failure { throw failure }
+    }
+}
+
 /// What the test reads of an upgrade's `report.json` (the upgrade summary's fields are at the top level).
 struct UpgradeReport: Decodable {
     struct Item: Decodable {
