@@ -113,7 +113,7 @@ let package = Package(
         ),
         .target(
             name: "SoftwarePackages",
-            dependencies: ["ApplianceCrypto", "BackupFormat"],
+            dependencies: ["ApplianceCrypto", "BackupFormat", "ApplianceAPI"],
             swiftSettings: strictSettings
         ),
         .target(

@@ -3,10 +3,12 @@
 # SQLite), pkg-config for the system library targets, the libvirt daemon and QEMU that virtual appliances run on,
 # the host tools the image recipe uses (mke2fs/debugfs/resize2fs, qemu-img), and the tools the tests use to check
 # our files with standard software (age, tar, openssl, sqlite3, curl, cpio),
-# and python3-venv for the schemathesis API contract check (scripts/api-contract.sh, from PyPI).
+# python3-venv for the schemathesis API contract check (scripts/api-contract.sh, from PyPI), and faketime (its
+# libfaketime) to start a box whose clock is really ahead, for the offline upgrade's clock-skew refusal.
 set -euo pipefail
 packages=(libvirt-dev libvirt-clients libxml2-utils libssl-dev libsqlite3-dev pkg-config age openssl sqlite3 tar procps bc
-    libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86 qemu-utils e2fsprogs util-linux curl cpio socat python3 python3-venv time)
+    libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86 qemu-utils e2fsprogs util-linux curl cpio socat python3 python3-venv time
+    faketime)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

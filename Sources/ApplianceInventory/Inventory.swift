@@ -175,7 +175,7 @@ public struct VirtualSpec: Sendable, Hashable {
     public var vcpus: Int
     public var diskGiB: Int
 
-    public static let defaultMemoryMiB = 256
+    public static let defaultMemoryMiB = 512
     public static let defaultVCPUs = 1
     public static let defaultDiskGiB = 4
     public static let memoryMiBRange = 96...65536

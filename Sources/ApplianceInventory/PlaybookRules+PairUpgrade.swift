@@ -64,6 +64,13 @@ extension PlaybookParser {
             )
         }
         let parts = try upgradeParts(fields, kindKey: kindKey)
+        if parts.offline != nil, let packages = fields["packages"] {
+            throw error(
+                "a failover pair upgrades online: both boxes read 'packages.repository' (or their own update "
+                    + "source); remove 'mode: offline', or upgrade each box with upgrade-single.yml offline",
+                at: packages.key
+            )
+        }
         return PairUpgradeSpec(
             mode: mode,
             a: a,

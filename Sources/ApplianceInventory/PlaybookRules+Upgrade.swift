@@ -17,6 +17,9 @@ public struct UpgradeSpec: Sendable, Hashable {
     public let includeHistory: Bool
     /// What happens when an install or the verification after it fails (`rollback:`, default automatic).
     public let rollback: UpgradeRollback
+    /// Offline (`packages.mode: offline`): the packages come from a repository on this machine, uploaded to the
+    /// box; `repository` is then that repository. nil: online, the box reads its update source itself.
+    public let offline: OfflinePackages?
 
     public init(
         box: Located<String>,
@@ -24,7 +27,8 @@ public struct UpgradeSpec: Sendable, Hashable {
         repository: String?,
         backupPasswordSecret: String,
         includeHistory: Bool,
-        rollback: UpgradeRollback
+        rollback: UpgradeRollback,
+        offline: OfflinePackages? = nil
     ) {
         self.box = box
         self.target = target
@@ -32,6 +36,19 @@ public struct UpgradeSpec: Sendable, Hashable {
         self.backupPasswordSecret = backupPasswordSecret
         self.includeHistory = includeHistory
         self.rollback = rollback
+        self.offline = offline
+    }
+}
+
+/// An offline upgrade's packages (`packages: {mode: offline, repository: …, vendor_key: …}`): this machine turns
+/// the box's download key into package files from `repository` (a directory here, or an http(s) URL), verifies them
+/// with the vendor key and uploads them (manual install).
+public struct OfflinePackages: Sendable, Hashable {
+    /// The vendor's public key (PEM file on this machine) the fetched packages are verified with before upload.
+    public let vendorKey: Located<String>
+
+    public init(vendorKey: Located<String>) {
+        self.vendorKey = vendorKey
     }
 }
 
@@ -42,6 +59,7 @@ struct UpgradeParts {
     var backupPasswordSecret: String
     var includeHistory: Bool
     var rollback: UpgradeRollback
+    var offline: OfflinePackages?
 }
 
 /// What an upgrade run does when an install or the verification after it fails (`rollback:`).
@@ -54,6 +72,7 @@ public enum UpgradeRollback: String, Codable, Sendable, Hashable, CaseIterable {
 
 extension PlaybookParser {
     static let upgradeKeys = ["box", "target", "packages", "backup", "rollback"]
+    static let upgradePackagesKeys = ["mode", "repository", "vendor_key"]
 
     func upgrade(_ fields: [String: Field], kindKey: Node) throws -> UpgradeSpec {
         let box = try name(
@@ -69,7 +88,8 @@ extension PlaybookParser {
             repository: parts.repository,
             backupPasswordSecret: parts.backupPasswordSecret,
             includeHistory: parts.includeHistory,
-            rollback: parts.rollback
+            rollback: parts.rollback,
+            offline: parts.offline
         )
     }
 
@@ -104,7 +124,8 @@ extension PlaybookParser {
         else {
             throw error(needPassword, at: backup["password"]?.key ?? backupField.key)
         }
-        let packages = try fields["packages"].flatMap { try section($0, keys: Self.packagesKeys) } ?? [:]
+        let packages = try fields["packages"].flatMap { try section($0, keys: Self.upgradePackagesKeys) } ?? [:]
+        let offline = try offlinePackages(packages, section: fields["packages"])
         var rollback = UpgradeRollback.automatic
         if let field = fields["rollback"], let text = try builder.string(field.value, what: "'rollback'") {
             guard let parsed = UpgradeRollback(rawValue: text) else {
@@ -122,8 +143,54 @@ extension PlaybookParser {
             repository: try packages["repository"].flatMap { try repository($0) },
             backupPasswordSecret: password,
             includeHistory: try bool(backup["include_history"], what: "'include_history' in 'backup'") ?? true,
-            rollback: rollback
+            rollback: rollback,
+            offline: offline
         )
+    }
+
+    /// `packages.mode` (online, the default, or offline) and what offline needs: a repository this machine reads
+    /// and the vendor key to verify the packages with.
+    func offlinePackages(_ packages: [String: Field], section: Field?) throws -> OfflinePackages? {
+        var offline = false
+        if let field = packages["mode"], let text = try builder.string(field.value, what: "'mode' in 'packages'") {
+            guard text == "online" || text == "offline" else {
+                throw error(
+                    "'mode' in 'packages' must be online (the box reads its update source) or offline (this machine "
+                        + "fetches the packages with the box's download key and uploads them), not '\(text)'"
+                        + Inventory.suggestion(for: text, among: ["online", "offline"]),
+                    at: field.value
+                )
+            }
+            offline = text == "offline"
+        }
+        let keyField = packages["vendor_key"]
+        guard offline, let section else {
+            if let keyField {
+                throw error(
+                    "'vendor_key' in 'packages' is read only with 'mode: offline' (online, the box verifies the "
+                        + "packages with its own vendor key); remove it, or write 'mode: offline'",
+                    at: keyField.key
+                )
+            }
+            return nil
+        }
+        guard packages["repository"] != nil else {
+            throw error(
+                "'packages' with 'mode: offline' needs 'repository: DIR or URL', where this machine reads the "
+                    + "package files (a directory here, or an http(s) URL serving index.json and the packages)",
+                at: packages["mode"]?.key ?? section.key
+            )
+        }
+        let need =
+            "'packages' with 'mode: offline' needs 'vendor_key: FILE', the vendor's public key (PEM) on this machine "
+            + "that the fetched packages are verified with before they are uploaded"
+        guard let keyField, let path = try builder.string(keyField.value, what: "'vendor_key' in 'packages'") else {
+            throw error(need, at: keyField?.value ?? packages["mode"]?.key ?? section.key)
+        }
+        guard !path.contains("://"), !path.isEmpty else {
+            throw error("'vendor_key' in 'packages' is a file path on this machine, not '\(path)'", at: keyField.value)
+        }
+        return OfflinePackages(vendorKey: Self.located(path, at: keyField.value))
     }
 
     /// Two to four dot-separated numbers, as package versions are written.

@@ -40,13 +40,13 @@ extension BoxUpgrade {
             )
         }
         let connection = try await session()
-        let updates: UpdatesResponse = try await connection.call(.updates)
-        let missing = UpgradePlanning.missing(plan, installed: updates.installed)
+        let installed = try await installedVersions()
+        let missing = UpgradePlanning.missing(plan, installed: installed)
         guard missing.isEmpty else {
             throw MigrationError(
                 .upgrade,
                 "\(box.name) does not run the planned versions: "
-                    + missing.map { "\($0.name) is \(updates.installed[$0.name] ?? "absent"), not \($0.version)" }
+                    + missing.map { "\($0.name) is \(installed[$0.name] ?? "absent"), not \($0.version)" }
                     .joined(separator: "; ")
             )
         }

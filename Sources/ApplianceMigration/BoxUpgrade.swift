@@ -12,6 +12,8 @@ struct BoxUpgradeOptions: Sendable, Equatable {
     var includeHistory: Bool
     var rollback: UpgradeRollback
     var healthTimeoutSeconds: Int
+    /// Offline: packages fetched on this machine and uploaded; nil: the box installs from its update source.
+    var offline: UpgradeOffline? = nil
 }
 
 /// Settings that say how each box is upgraded (the single upgrade's, a pair's).
@@ -21,16 +23,21 @@ protocol BoxUpgradeSource {
     var includeHistory: Bool { get }
     var rollback: UpgradeRollback { get }
     var healthTimeoutSeconds: Int { get }
+    var offline: UpgradeOffline? { get }
 }
 
 extension BoxUpgradeSource {
+    /// Online unless the settings say otherwise (a pair always upgrades online).
+    var offline: UpgradeOffline? { nil }
+
     var options: BoxUpgradeOptions {
         BoxUpgradeOptions(
             target: target,
             repository: repository,
             includeHistory: includeHistory,
             rollback: rollback,
-            healthTimeoutSeconds: healthTimeoutSeconds
+            healthTimeoutSeconds: healthTimeoutSeconds,
+            offline: offline
         )
     }
 }
@@ -148,8 +155,7 @@ actor BoxUpgrade {
     func reconcileInstall() async throws -> Reconciliation {
         installBegun = true
         let plan = try facts.required(facts.plan, "plan")
-        let updates: UpdatesResponse = try await session().call(.updates)
-        guard UpgradePlanning.missing(plan, installed: updates.installed).isEmpty else { return .redo }
+        guard UpgradePlanning.missing(plan, installed: try await installedVersions()).isEmpty else { return .redo }
         return .finished(
             prefixed(["installed": plan.map(\.label).joined(separator: ", "), "reconciled": "versions read on the box"])
         )
@@ -179,14 +185,18 @@ actor BoxUpgrade {
         }
         // The source the box had, to put back when the plan is refused (a box without one cannot be cleared).
         var previousSource: String??
-        if let repository = options.repository {
+        var offline: OfflinePlan?
+        if let settings = options.offline {
+            offline = try await offlinePlan(settings, connection: connection, applianceId: status.applianceId)
+        } else if let repository = options.repository {
             let before: UpdatesResponse? = try? await connection.call(.updates)
             if before?.source != repository {
                 previousSource = .some(before?.source)
                 try await connection.perform(.setUpdateSource, body: UpdateSourceRequest(repository: repository))
             }
         }
-        let updates: UpdatesResponse = try await connection.call(.updates)
+        let updates: UpdatesResponse
+        if let offline { updates = offline.updates } else { updates = try await connection.call(.updates) }
         let plan: [UpgradePlanEntry]
         switch UpgradePlanning.plan(
             box: box.name,
@@ -207,6 +217,8 @@ actor BoxUpgrade {
             }
             throw refusal
         }
+        var fetched: StepDetail = [:]
+        if let offline { fetched = try await fetchOffline(plan, offline) }
         let summary: SiteSummary = try await connection.call(.siteSummary)
         facts.applianceId = status.applianceId
         facts.softwareBefore = status.software
@@ -221,7 +233,7 @@ actor BoxUpgrade {
             "plan": UpgradeFacts.encode(plan),
             "planText": plan.map(\.label).joined(separator: ", "),
             "updateSource": updates.source ?? "none",
-        ]
+        ].merging(fetched) { $1 }
     }
 
     // MARK: Backup
@@ -290,42 +302,26 @@ actor BoxUpgrade {
     /// failed self-test stops here (the box answers 500 `self_test_failed`).
     func install(context: StepContext) async throws -> StepDetail {
         installBegun = true
+        if let offline = options.offline { return try await installOffline(offline, context: context) }
         let plan = try facts.required(facts.plan, "plan")
-        var installed: [String] = []
-        var selfTests: [String] = []
+        var tally = InstallTally()
         for entry in plan {
             let connection = try await session()  // an install logs every user out
             let updates: UpdatesResponse = try await connection.call(.updates)
             guard !UpgradePlanning.missing([entry], installed: updates.installed).isEmpty else { continue }
             let eula = updates.updates.first { $0.name == entry.name }?.eula ?? "(the package's EULA)"
             guard await environment.confirm("Install \(entry.label) and accept its EULA?\n\(eula)") else {
-                throw MigrationError(
-                    .declined,
-                    "the EULA of \(entry.label) was not accepted; "
-                        + (installed.isEmpty ? "nothing was installed" : "installed so far: \(installed)")
-                        + " (give --accept-eula)"
-                )
+                throw tally.declined(entry)
             }
             try context.journal(prefixed(["installing": entry.label]))
             let result: InstallResponse = try await connection.call(
                 .installUpdate,
                 body: InstallRequest(name: entry.name, version: entry.version, acceptEula: true)
             )
-            installed.append("\(result.name) \(result.version)")
             environment.events(.note("installed \(result.name) \(result.version) on \(box.name)"))
-            if let test = result.selfTest {
-                selfTests.append("\(entry.label): \(test.passed ? "passed" : "FAILED")")
-                guard test.passed else {
-                    throw MigrationError(
-                        .upgrade,
-                        "\(box.name): \(test.message ?? "the self-test of \(entry.label) failed")"
-                    )
-                }
-            }
+            try tally.record(result, of: entry, box: box.name)
         }
-        return [
-            "installed": installed.isEmpty ? "none needed" : installed.joined(separator: ", "),
-            "selfTests": selfTests.isEmpty ? "none" : selfTests.joined(separator: "; "),
-        ]
+        return tally.detail
     }
+
 }

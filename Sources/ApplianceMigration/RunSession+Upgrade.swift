@@ -8,15 +8,28 @@ extension RunSession {
         -> UpgradeSettings
     {
         let entry = try inventory.appliance(named: spec.box.value)
+        // Offline, the repository is on this machine: kept as an absolute path so a resume elsewhere finds it.
+        let offline = spec.offline.map { packages in
+            UpgradeOffline(
+                repository: Self.absolute(repository ?? spec.repository ?? ""),
+                vendorKey: Self.absolute(packages.vendorKey.value)
+            )
+        }
         return UpgradeSettings(
             box: try reference(entry),
             passwordSecret: entry.passwordSecret,
             backupPasswordSecret: spec.backupPasswordSecret,
             includeHistory: spec.includeHistory,
             target: spec.target,
-            repository: repository ?? spec.repository,
-            rollback: spec.rollback
+            repository: offline == nil ? repository ?? spec.repository : nil,
+            rollback: spec.rollback,
+            offline: offline
         )
+    }
+
+    /// A path made absolute against the current directory; URLs as they are.
+    static func absolute(_ text: String) -> String {
+        text.contains("://") ? text : URL(fileURLWithPath: text).standardizedFileURL.path
     }
 
     /// `appliancectl run upgrade-single.yml`: journals a new upgrade and runs it.
@@ -66,8 +79,15 @@ extension UpgradeProcedure: SessionProcedure {
         var lines = ["Plan (dry run, nothing changes): upgrade \(settings.box.name) to \(settings.targetText)"]
         for step in plan(for: settings) {
             var line = "  \(step.title)"
-            if step == .preflight {
+            if step == .preflight, let offline = settings.offline {
+                line +=
+                    " — offline: the box's download key (refused on clock skew), the packages fetched here from "
+                    + "\(offline.repository) and verified with \(offline.vendorKey); the update source stays as it is"
+            } else if step == .preflight {
                 line += " — update source: \(settings.repository ?? "the box's own")"
+            }
+            if step == .install, settings.offline != nil {
+                line += " — uploaded from the run directory (manual install), each file verified again first"
             }
             if step == .install { line += "  [asks first unless --yes; EULAs unless --accept-eula]" }
             lines.append(line)

@@ -2,6 +2,7 @@ public import ApplianceAPI
 import BackupFormat
 import Foundation
 import ProcedureEngine
+import SoftwarePackages
 
 /// One package an upgrade installs.
 public struct UpgradePlanEntry: Codable, Sendable, Hashable {
@@ -99,6 +100,16 @@ public enum UpgradePlanning {
         UpgradePlanEntry(name: update.name, kind: update.kind, version: update.version)
     }
 
+    /// Installed packages as name → version ("base", "site", and each add-on "name version").
+    public static func versions(_ software: InstalledSoftware) -> [String: String] {
+        var versions = ["base": software.baseVersion, "site": software.siteVersion]
+        for addon in software.addons {
+            let parts = addon.split(separator: " ", maxSplits: 1)
+            if parts.count == 2 { versions[String(parts[0])] = String(parts[1]) }
+        }
+        return versions
+    }
+
     /// The planned packages the box does not have at their planned version (`installed`: name → version).
     public static func missing(_ plan: [UpgradePlanEntry], installed: [String: String]) -> [UpgradePlanEntry] {
         plan.filter { installed[$0.name] != $0.version }
@@ -120,6 +131,43 @@ public enum UpgradePlanning {
     }
 }
 
+/// What an install step did so far (online or offline), for its journal detail and its messages.
+struct InstallTally: Sendable {
+    var installed: [String] = []
+    var selfTests: [String] = []
+    /// Offline: the package files uploaded (manual install); nil online.
+    var uploaded: [String]?
+
+    /// Records an install's answer; a failed self-test stops the install here (the box reports itself unhealthy).
+    mutating func record(_ result: InstallResponse, of entry: UpgradePlanEntry, box: String) throws {
+        installed.append("\(result.name) \(result.version)")
+        guard let test = result.selfTest else { return }
+        selfTests.append("\(entry.label): \(test.passed ? "passed" : "FAILED")")
+        guard test.passed else {
+            throw MigrationError(.upgrade, "\(box): \(test.message ?? "the self-test of \(entry.label) failed")")
+        }
+    }
+
+    /// The refusal when the operator does not accept the EULA of `entry`.
+    func declined(_ entry: UpgradePlanEntry) -> MigrationError {
+        MigrationError(
+            .declined,
+            "the EULA of \(entry.label) was not accepted; "
+                + (installed.isEmpty ? "nothing was installed" : "installed so far: \(installed)")
+                + " (give --accept-eula)"
+        )
+    }
+
+    var detail: StepDetail {
+        var detail = [
+            "installed": installed.isEmpty ? "none needed" : installed.joined(separator: ", "),
+            "selfTests": selfTests.isEmpty ? "none" : selfTests.joined(separator: "; "),
+        ]
+        if let uploaded { detail["uploaded"] = uploaded.isEmpty ? "none needed" : uploaded.joined(separator: ", ") }
+        return detail
+    }
+}
+
 /// What the steps of an upgrade found, as typed values read from the journal.
 struct UpgradeFacts: Sendable {
     var applianceId: String?
@@ -128,6 +176,8 @@ struct UpgradeFacts: Sendable {
     var pinBefore: String?
     var plan: [UpgradePlanEntry]?
     var backupFile: String?
+    /// Offline: the package files fetched into the run directory.
+    var offlineFiles: [FetchedPackage]?
 
     init(_ detail: StepDetail) throws {
         applianceId = detail["applianceId"]
@@ -136,6 +186,7 @@ struct UpgradeFacts: Sendable {
         softwareBefore = try Self.decode(detail, "softwareBefore")
         summaryBefore = try Self.decode(detail, "summaryBefore")
         plan = try Self.decode(detail, "plan")
+        offlineFiles = try Self.decode(detail, "offlineFiles")
     }
 
     static func decode<T: Decodable>(_ detail: StepDetail, _ key: String) throws -> T? {

@@ -50,6 +50,9 @@ public struct UpgradeSummary: ReportSummary, Equatable {
     public var verified: Bool
     /// The automatic rollback's journal entry (what failed, from and to, the evidence), when there was one.
     public var rollback: StepDetail?
+    /// Offline: "offline from REPOSITORY", and the package files uploaded (manual install).
+    public var packages: String?
+    public var uploaded: String?
 
     public init(machine: ProcedureMachine<UpgradeProcedure>, entries: [JournalEntry<UpgradeStep>]) {
         var details: [UpgradeStep: StepDetail] = [:]
@@ -61,6 +64,8 @@ public struct UpgradeSummary: ReportSummary, Equatable {
         softwareAfter = after.map(UpgradePlanning.describe)
         comparison = (try? UpgradeFacts.decode(details[.verify] ?? [:], "comparison")) ?? []
         verified = machine.isDone(.verify)
+        packages = details[.preflight]?["packages"]
+        uploaded = details[.install]?["uploaded"]
         rollback =
             entries.last { $0.phase == .reverted && $0.step == .install && $0.detail["rolledBack"] == "yes" }?
             .detail
@@ -68,6 +73,7 @@ public struct UpgradeSummary: ReportSummary, Equatable {
 
     public var terminalLines: [String] {
         var lines: [String] = []
+        if let packages, let uploaded { lines.append("Packages: \(packages); uploaded: \(uploaded)") }
         if verified, let softwareBefore, let softwareAfter {
             lines.append("Upgraded: \(softwareBefore) → \(softwareAfter)")
             lines.append(
@@ -94,6 +100,7 @@ public struct UpgradeSummary: ReportSummary, Equatable {
     public var headlineMarkdown: [String] {
         guard let plan else { return [] }
         return ["", "Planned: \(plan) (from \(softwareBefore ?? "?"))."]
+            + (packages.map { ["", "Packages: \($0); uploaded: \(uploaded ?? "nothing yet")."] } ?? [])
     }
 
     public var sectionsMarkdown: [String] {

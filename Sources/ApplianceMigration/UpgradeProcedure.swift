@@ -44,6 +44,8 @@ public struct UpgradeSettings: Codable, Sendable, Equatable {
     public var rollback: UpgradeRollback
     /// How long the box may take to answer healthy after an install or a rollback.
     public var healthTimeoutSeconds: Int
+    /// Offline: the packages come from a repository on this machine and are uploaded; nil: online.
+    public var offline: UpgradeOffline?
 
     public init(
         box: BoxReference,
@@ -53,7 +55,8 @@ public struct UpgradeSettings: Codable, Sendable, Equatable {
         target: String?,
         repository: String?,
         rollback: UpgradeRollback,
-        healthTimeoutSeconds: Int = 300
+        healthTimeoutSeconds: Int = 300,
+        offline: UpgradeOffline? = nil
     ) {
         self.box = box
         self.passwordSecret = passwordSecret
@@ -63,6 +66,7 @@ public struct UpgradeSettings: Codable, Sendable, Equatable {
         self.repository = repository
         self.rollback = rollback
         self.healthTimeoutSeconds = healthTimeoutSeconds
+        self.offline = offline
     }
 
     /// "site 24.2.0" or "every applicable update", for plans and messages.

@@ -31,7 +31,7 @@ public struct VirtualApplianceRequest: Sendable, CustomStringConvertible {
         name: String,
         recordedId: String? = nil,
         recordedPin: TLSPin? = nil,
-        memoryMiB: Int = 256,
+        memoryMiB: Int = 512,  // VirtualSpec.defaultMemoryMiB: a password-protected backup needs 512
         vcpus: Int = 1,
         diskGiB: Int = 4,
         adminPassword: String

@@ -24,6 +24,10 @@ extension Appliance {
         let selection = try site.backupFileSelection()
         let needs = backupSnapshotNeeds(includeHistory: request.includeHistory)
         try requireRoom(needs, for: "the backup's database snapshot")
+        if password != nil {
+            let needs = Self.scryptMemory(workFactor: configuration.backupWorkFactor)
+            try requireMemory(needs, for: "a password-protected backup (its scrypt key derivation)")
+        }
         let snapshot = directory.scratchFile("backup-snapshot")
         let counts: [String: Int]
         do {

@@ -83,25 +83,7 @@ extension Appliance {
         let installed = try box.installedPackages()
         let (source, index) = try await repositoryIndex()
         let plan = UpdatePlanner.plan(installed: installed, available: index.manifests)
-        return UpdatesResponse(source: source, installed: installed, updates: plan.map(Self.entry))
-    }
-
-    static func entry(_ planned: PlannedUpdate) -> UpdateEntry {
-        let waitingFor: String?
-        switch planned.status {
-        case .applicable: waitingFor = nil
-        case .blocked(let what): waitingFor = what
-        }
-        return UpdateEntry(
-            name: planned.manifest.name,
-            kind: planned.manifest.kind.rawValue,
-            version: planned.manifest.version,
-            description: planned.manifest.description,
-            eula: planned.manifest.eula,
-            status: waitingFor == nil ? "applicable" : "blocked",
-            waitingFor: waitingFor,
-            message: planned.message
-        )
+        return UpdatesResponse(source: source, installed: installed, updates: plan.map(UpdateEntry.init))
     }
 
     /// Installs a package from the configured repository.

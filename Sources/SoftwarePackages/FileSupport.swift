@@ -26,6 +26,18 @@ func storageError(_ action: String, _ path: String, errno code: CInt, advice: St
     SoftwarePackageError(code: .storage, message: "could not \(action) \(path): \(describeErrno(code)); \(advice)")
 }
 
+/// Creates `directory` with its parents; throws `.storage` naming it (as `what`) when that fails.
+func createDirectory(_ directory: URL, what: String) throws {
+    do {
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    } catch {
+        throw SoftwarePackageError(
+            code: .storage,
+            message: "could not create \(what) \(directory.path) (\(error)); check the path and its permissions"
+        )
+    }
+}
+
 /// A regular file opened for reading in pieces. Not Sendable: use it from one task and let it go.
 final class InputFile {
     let path: String
@@ -58,6 +70,23 @@ final class InputFile {
 
     deinit {
         close(descriptor)
+    }
+
+    /// Reads the rest of the file in pieces of up to `PackageBuilder.chunkSize` bytes, handing each to `body`;
+    /// returns how many bytes were read.
+    @discardableResult
+    func forEachChunk(_ body: (UnsafeRawBufferPointer) throws -> Void) throws -> Int64 {
+        var size: Int64 = 0
+        var buffer = [UInt8](repeating: 0, count: PackageBuilder.chunkSize)
+        try buffer.withUnsafeMutableBytes { buffer in
+            while true {
+                let count = try read(into: buffer)
+                if count == 0 { return }
+                try body(UnsafeRawBufferPointer(rebasing: buffer[..<count]))
+                size += Int64(count)
+            }
+        }
+        return size
     }
 
     /// Reads up to `buffer.count` bytes; 0 means end of file.

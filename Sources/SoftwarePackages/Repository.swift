@@ -75,15 +75,7 @@ public enum RepositoryBuilder {
         to repositoryDirectory: URL,
         trustedKeys: [Ed25519PublicKey]? = nil
     ) throws -> RepositoryIndex.Entry {
-        do {
-            try FileManager.default.createDirectory(at: repositoryDirectory, withIntermediateDirectories: true)
-        } catch {
-            throw SoftwarePackageError(
-                code: .storage,
-                message: "could not create the repository directory \(repositoryDirectory.path) (\(error)); check "
-                    + "the path and its permissions"
-            )
-        }
+        try createDirectory(repositoryDirectory, what: "the repository directory")
         let lock = repositoryDirectory.appendingPathComponent(".index.lock")
         return try withExclusiveLock(lock) {
             var index = try readIndex(directory: repositoryDirectory) ?? RepositoryIndex()
@@ -93,19 +85,9 @@ public enum RepositoryBuilder {
             let scratchName = ".incoming-\(UUID().uuidString).pkg"
             let writer = try AtomicFileWriter(destination: repositoryDirectory.appendingPathComponent(scratchName))
             let hasher = SHA256Hasher()
-            var size: Int64 = 0
-            var buffer = [UInt8](repeating: 0, count: PackageBuilder.chunkSize)
-            try buffer.withUnsafeMutableBytes { buffer in
-                while true {
-                    let count = try input.read(into: buffer)
-                    if count == 0 {
-                        break
-                    }
-                    let piece = UnsafeRawBufferPointer(rebasing: buffer[..<count])
-                    hasher.update(piece)
-                    try writer.write(piece)
-                    size += Int64(count)
-                }
+            let size = try input.forEachChunk { piece in
+                hasher.update(piece)
+                try writer.write(piece)
             }
             try writer.finishWriting()
             let fileSHA256 = hasher.finalize().hexString
@@ -171,10 +153,16 @@ public enum RepositoryBuilder {
         guard let bytes = try readSmallFile(url, limit: RepositoryIndex.maximumSize, what: "repository index") else {
             return nil
         }
+        return try decodeIndex(bytes, location: url.path)
+    }
+
+    /// Decodes and checks index bytes read from `location` (a path or URL, for messages): the format version, every
+    /// manifest, and file names that stay inside the repository.
+    static func decodeIndex(_ bytes: [UInt8], location: String) throws -> RepositoryIndex {
         func invalid(_ reason: String) -> SoftwarePackageError {
             SoftwarePackageError(
                 code: .invalidRepository,
-                message: "the repository index \(url.path) \(reason); rebuild the repository from its package files"
+                message: "the repository index \(location) \(reason); rebuild the repository from its package files"
             )
         }
         struct Probe: Decodable {
@@ -186,7 +174,7 @@ public enum RepositoryBuilder {
         guard probe.formatVersion <= RepositoryIndex.currentFormatVersion else {
             throw SoftwarePackageError(
                 code: .unsupportedFormat,
-                message: "the repository index \(url.path) has format version \(probe.formatVersion), newer than "
+                message: "the repository index \(location) has format version \(probe.formatVersion), newer than "
                     + "this software reads (\(RepositoryIndex.currentFormatVersion)); update the appliance software"
             )
         }

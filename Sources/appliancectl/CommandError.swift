@@ -69,6 +69,9 @@ enum ExitStatus {
             exit(error.rawValue)
         } catch let error as CleanExit {
             Appliancectl.exit(withError: error)
+        } catch  where Appliancectl.exitCode(for: error) == .success {
+            // `--help` reaches here as the help command's own error: ArgumentParser prints the help, exit 0.
+            Appliancectl.exit(withError: error)
         } catch {
             FileHandle.standardError.write(Data("Error: \(error)\n".utf8))
             exit(isRefusal(error) ? refused : failed)

@@ -45,7 +45,7 @@ import Testing
         )
         #expect(inventory.hypervisors == [Hypervisor(name: "here", uri: .session, pool: "appliances", network: .user)])
         let entry = try inventory.appliance(named: "vm-1")
-        #expect(entry.kind == .virtual(VirtualSpec(hypervisor: "here", memoryMiB: 256, vcpus: 1, diskGiB: 4)))
+        #expect(entry.kind == .virtual(VirtualSpec(hypervisor: "here", memoryMiB: 512, vcpus: 1, diskGiB: 4)))
         #expect(entry.passwordSecret == "APPLIANCE_PASSWORD_VM_1")
         #expect(entry.address == nil && entry.id == nil && entry.pin == nil)
     }

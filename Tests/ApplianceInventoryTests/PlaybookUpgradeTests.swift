@@ -58,4 +58,54 @@ import Testing
         #expect(error.location?.description == location, "\(error)")
         #expect(error.message.contains(says), "\(error)")
     }
+
+    static let offline = """
+        playbook: upgrade
+        box: b
+        packages:
+          mode: offline
+          repository: https://packages.example.net/appliance
+          vendor_key: keys/vendor.pem
+        backup:
+          password: P
+        """
+
+    @Test func offlinePackagesNameTheRepositoryHereAndTheVendorKey() throws {
+        let spec = try Self.spec(Self.offline)
+        #expect(spec.repository == "https://packages.example.net/appliance")
+        #expect(spec.offline?.vendorKey.value == "keys/vendor.pem")
+        #expect(spec.offline?.vendorKey.line == 6)
+        let online = try Self.spec(
+            Self.offline.replacingOccurrences(of: "mode: offline", with: "mode: online")
+                .replacingOccurrences(of: "  vendor_key: keys/vendor.pem\n", with: "")
+        )
+        #expect(online.offline == nil, "mode: online is the default's explicit form")
+        #expect(online.repository == "https://packages.example.net/appliance")
+    }
+
+    @Test(arguments: [
+        ("  mode: offline\n", "  mode: offine\n", "upgrade.yml:4:9", "did you mean 'offline'"),
+        ("  mode: offline\n", "  mode: [offline]\n", "upgrade.yml:4:9", "'mode' in 'packages'"),
+        ("  repository: https://packages.example.net/appliance\n", "", "upgrade.yml:4:3", "needs 'repository: DIR"),
+        ("  vendor_key: keys/vendor.pem\n", "", "upgrade.yml:4:3", "needs 'vendor_key: FILE'"),
+        ("  vendor_key: keys/vendor.pem\n", "  vendor_key: https://x/k.pem\n", "upgrade.yml:6:15", "a file path"),
+        ("  mode: offline\n", "  mode: online\n", "upgrade.yml:6:3", "only with 'mode: offline'"),
+        ("  mode: offline\n", "  mode: offline\n  vendorkey: k.pem\n", "upgrade.yml:5:3", "vendor_key"),
+        (
+            "  repository: https://packages.example.net/appliance\n",
+            "  repository: https://user:pw@example.net/r\n", "upgrade.yml:5:15", "secrets never go in a playbook"
+        ),
+    ])
+    func offlinePackagesAreRefusedWithLineColumnAndWhatToWrite(
+        replacing: String,
+        with: String,
+        location: String,
+        says: String
+    ) throws {
+        let yaml = Self.offline.replacingOccurrences(of: replacing, with: with)
+        #expect(yaml != Self.offline)
+        let error = try #require(throws: InventoryError.self) { try Playbook.parse(yaml, file: "upgrade.yml") }
+        #expect(error.location?.description == location, "\(error)")
+        #expect(error.message.contains(says), "\(error)")
+    }
 }

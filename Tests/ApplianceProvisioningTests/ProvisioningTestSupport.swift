@@ -88,4 +88,18 @@ extension ProvisioningTestSupport {
             (try? String(contentsOf: err, encoding: .utf8)) ?? ""
         )
     }
+
+    /// `capture` on a thread of its own, so a long run (a provision, an upgrade) does not hold a thread of the
+    /// cooperative pool.
+    static func captureDetached(
+        _ tool: String,
+        _ arguments: [String],
+        environment: [String: String]
+    ) async throws -> (status: Int32, stdout: String, stderr: String) {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread.detachNewThread {
+                continuation.resume(with: Result { try capture(tool, arguments, environment: environment) })
+            }
+        }
+    }
 }

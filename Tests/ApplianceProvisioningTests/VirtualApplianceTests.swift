@@ -25,7 +25,7 @@ import Testing
     }
 
     /// Writes an inventory with one virtual appliance `name` on the local session daemon.
-    func writeInventory(_ name: String) throws {
+    func writeInventory(_ name: String, memoryMiB: Int = 256) throws {
         try? FileManager.default.removeItem(at: inventory)
         let text = """
             # written by VirtualApplianceTests
@@ -36,11 +36,22 @@ import Testing
               \(name):
                 virtual:
                   hypervisor: local
-                  memory_mib: 256
+                  memory_mib: \(memoryMiB)
                 password: VM_TEST_PASSWORD
 
             """
         try Data(text.utf8).write(to: inventory)
+    }
+
+    /// appliancectl's environment: this suite's state, daemon and password.
+    var environment: [String: String] {
+        [
+            "APPLIANCECTL_HOME": root.appendingPathComponent("state").path,
+            "APPLIANCECTL_LIBVIRT_HOME": daemon.root.path,
+            "VM_TEST_PASSWORD": password,
+            "APPLIANCE_PASSWORD": password,
+            "APPLIANCE_TEMPLATES": ProvisioningTestSupport.templates.path,
+        ]
     }
 
     /// Runs appliancectl with this suite's state, daemon and password.
@@ -49,13 +60,7 @@ import Testing
         try ProvisioningTestSupport.capture(
             ProvisioningTestSupport.binary("appliancectl").path,
             arguments,
-            environment: [
-                "APPLIANCECTL_HOME": root.appendingPathComponent("state").path,
-                "APPLIANCECTL_LIBVIRT_HOME": daemon.root.path,
-                "VM_TEST_PASSWORD": password,
-                "APPLIANCE_PASSWORD": password,
-                "APPLIANCE_TEMPLATES": ProvisioningTestSupport.templates.path,
-            ]
+            environment: environment
         )
     }
 

@@ -207,6 +207,16 @@ import Testing
     }
 
     /// A migration that fails at run time says why and exits 1, without the usage text a flag problem gets.
+    /// `--help` and `help` print the help and exit 0, for the tool and for a subcommand (they once printed
+    /// `Error: CommandError(… helpRequested …)` and exited 1).
+    @Test(arguments: [["--help"], ["status", "--help"], ["help", "run"], ["updates", "fetch", "--help"]])
+    func helpIsPrintedAndExitsZero(arguments: [String]) async throws {
+        let result = try await CLI().run(arguments)
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("USAGE:"), "\(result.stdout)")
+        #expect(!result.stderr.contains("Error"), "\(result.stderr)")
+    }
+
     @Test func aFailedMigrationExitsOneWithoutUsage() async throws {
         let old = try await TestBox()
         defer { old.terminate() }

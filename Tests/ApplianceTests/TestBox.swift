@@ -28,8 +28,14 @@ final class TestBox: @unchecked Sendable {
 
     var endpoint: String { "\(address):\(Self.port)" }
 
-    /// Starts a box; `dataDir` nil makes a new temporary one.
-    init(address: String? = nil, dataDir: URL? = nil, arguments: [String] = []) async throws {
+    /// Starts a box; `dataDir` nil makes a new temporary one; `environment` as `self.environment`.
+    init(
+        address: String? = nil,
+        dataDir: URL? = nil,
+        arguments: [String] = [],
+        environment: [String: String] = [:]
+    ) async throws {
+        self.environment = environment
         self.address = address ?? TestSupport.nextAddress()
         let dir = dataDir ?? TestSupport.temporaryDirectory("box")
         self.dataDir = dir

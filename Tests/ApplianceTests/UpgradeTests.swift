@@ -32,14 +32,17 @@ import Testing
 
         /// `selfTest`: the site package's post-install self-test (a failing one makes the box unhealthy).
         /// `base`: a base package published too, which the site package then requires (`needsBase` alone: a
-        /// requirement the repository cannot meet).
+        /// requirement the repository cannot meet). `packages`: the playbook's packages section for the vendor
+        /// (default: online from its repository directory); `boxEnvironment`: of the applianced process.
         init(
             target: String = "24.2.0",
             selfTest: PackageManifest.SelfTest? = nil,
             base: String? = nil,
             needsBase: String? = nil,
             rollback: String = "automatic",
-            certificate: Bool = false
+            certificate: Bool = false,
+            packages: ((TestVendor) -> String)? = nil,
+            boxEnvironment: [String: String] = [:]
         ) async throws {
             vendor = try TestVendor()
             let requires = (needsBase ?? base).map { [PackageManifest.Requirement(name: "base", minimumVersion: $0)] }
@@ -47,7 +50,7 @@ import Testing
                 try vendor.package("site", .site, "24.2.0", requires: requires ?? [], selfTest: selfTest)
             )
             if let base { try vendor.publish(try vendor.package("base", .base, base)) }
-            box = try await TestBox(arguments: ["--vendor-key", vendor.keyFile.path])
+            box = try await TestBox(arguments: ["--vendor-key", vendor.keyFile.path], environment: boxEnvironment)
             let session = try await box.admin()
             try await session.send(.generateSiteData, body: GenerateSiteDataRequest(bytes: 256 * 1024, seed: 5))
             summaryBefore = try await session.call(.siteSummary)
@@ -83,8 +86,7 @@ import Testing
             playbook: upgrade
             box: site-box
             target: \(target)
-            packages:
-              repository: \(vendor.repository.path)
+            \(packages?(vendor) ?? "packages:\n  repository: \(vendor.repository.path)")
             backup:
               password: BACKUP_PW
             rollback: \(rollback)

@@ -3,6 +3,7 @@ import ApplianceClient
 import ApplianceImage
 import ApplianceInventory
 import ApplianceProvisioning
+import ApplianceTemplates
 import ArgumentParser
 import Foundation
 
@@ -68,12 +69,40 @@ struct Provision: AsyncParsableCommand {
     @Option(help: "Seconds to wait for the appliance to answer (TCG boots are slow).")
     var readyTimeout: Int = 300
 
+    @Option(
+        name: .customLong("guest-forward"),
+        help: ArgumentHelp(
+            "A HOST:PORT of this machine the new appliance may connect to, e.g. an update repository; repeatable.",
+            discussion: """
+                On QEMU user networking (no network in the inventory) the guest cannot open connections to the \
+                host's addresses; it reaches HOST:PORT as \(GuestForward.guestHost):PORT instead. Set only when \
+                the domain is created (an adopted appliance keeps the forwards it has).
+                """,
+            valueName: "host:port"
+        )
+    )
+    var guestForwards: [String] = []
+
+    func validate() throws {
+        for text in guestForwards where HostPort(text) == nil {
+            throw ValidationError("--guest-forward must be HOST:PORT, e.g. 127.0.0.1:8080; got '\(text)'")
+        }
+    }
+
     func run() async throws {
+        let forwards = guestForwards.compactMap(HostPort.init).map {
+            GuestForward(guestPort: $0.port, targetHost: $0.host, targetPort: $0.port)
+        }
         let (result, hypervisorURI) = try await options.provisioner(
             image: image,
             readyTimeout: readyTimeout,
             keepFailed: keepFailed
-        ).provision(name: name, inventoryFile: options.inventoryFile, secrets: try options.secretSource())
+        ).provision(
+            name: name,
+            inventoryFile: options.inventoryFile,
+            secrets: try options.secretSource(),
+            guestForwards: forwards
+        )
         if options.json {
             try printJSON(result)
         } else {

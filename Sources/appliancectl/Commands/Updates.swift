@@ -126,7 +126,7 @@ struct Updates: AsyncParsableCommand {
         @Option(help: "The download key file.")
         var downloadKey: String
 
-        @Option(help: "Repository directory.")
+        @Option(help: "Repository: a directory on this machine or an http(s) URL (index.json and package files).")
         var repo: String
 
         @Option(help: "Directory to put the package files in.")
@@ -139,32 +139,22 @@ struct Updates: AsyncParsableCommand {
         var stateDir: String?
 
         func run() async throws {
-            let text = try String(contentsOfFile: downloadKey, encoding: .utf8)
-                .trimmingCharacters(in: .whitespacesAndNewlines)
-            let key = try DownloadKey.parse(text)
-            let index = try RepositoryBuilder.loadIndex(directory: URL(fileURLWithPath: repo))
-            let ledger = FetchLedger(file: StateDirectory(stateDir).fetchLedger)
-            let plan = try UpdatePlanner.plan(for: key, index: index, ledger: ledger)
+            let key = try DownloadKey.parse(try String(contentsOfFile: downloadKey, encoding: .utf8))
             let trusted = try vendorKey.map {
                 [try Ed25519PublicKey(pem: try String(contentsOfFile: $0, encoding: .utf8))]
             }
-            try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-            var copied: [String] = []
-            for update in plan {
-                guard case .applicable = update.status, let entry = index.entry(for: update.manifest) else {
-                    print("  \(update.manifest.name) \(update.manifest.version): \(update.message ?? "blocked")")
-                    continue
-                }
-                let source = URL(fileURLWithPath: repo).appendingPathComponent(entry.file)
-                if let trusted { _ = try PackageVerifier.verify(file: source, trustedKeys: trusted) }
-                let destination = URL(fileURLWithPath: out).appendingPathComponent(entry.file)
-                try? FileManager.default.removeItem(at: destination)
-                try FileManager.default.copyItem(at: source, to: destination)
-                copied.append(entry.file)
-                print("  \(entry.file)")
+            let outcome = try await PackageFetcher.fetch(
+                for: key,
+                from: try PackageSource(repo),
+                into: URL(fileURLWithPath: out),
+                trustedKeys: trusted,
+                ledger: FetchLedger(file: StateDirectory(stateDir).fetchLedger)
+            )
+            for update in outcome.blocked {
+                print("  \(update.manifest.name) \(update.manifest.version): \(update.message ?? "blocked")")
             }
-            try ledger.record(keyId: key.keyId, files: copied)
-            print("\(copied.count) package file(s) for \(key.hostname) (\(key.applianceId)) in \(out)")
+            outcome.fetched.forEach { print("  \($0.file)") }
+            print("\(outcome.fetched.count) package file(s) for \(key.hostname) (\(key.applianceId)) in \(out)")
         }
     }
 }
