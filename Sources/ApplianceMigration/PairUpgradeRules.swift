@@ -173,7 +173,7 @@ public enum PairUpgradeRules {
         case .verify(let box):
             step == .swing
                 ? "B is not verified; the site moves only to a verified box"
-                : "\(box.label) is not verified on the new software; \(step.title.lowercased()) waits for it"
+                : "\(box.label) is not verified on the new software yet"
         case .swing: "the site has not moved to B; A is upgraded only once B serves"
         case .reestablish: "the pair is not established again"
         }

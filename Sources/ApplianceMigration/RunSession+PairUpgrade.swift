@@ -36,17 +36,13 @@ extension RunSession {
         defer { locks.release() }
         settings.a = try await pinFirstContact(settings.a)
         settings.b = try await pinFirstContact(settings.b)
-        let journal = try journal()
-        let record = try journal.createRun(
+        return try await journalAndRun(
             PairUpgradeProcedure.self,
+            settings,
             playbook: playbook,
-            inventory: inventoryFile.path,
-            settings: settings
+            "\(settings.mode.rawValue) upgrade of the pair \(settings.a.name) (A) and \(settings.b.name) (B) to "
+                + settings.targetText
         )
-        note(
-            "Run \(record.id): \(settings.mode.rawValue) upgrade of the pair \(settings.a.name) (A) and \(settings.b.name) (B) to \(settings.targetText)"
-        )
-        return try await execute(try PairUpgradeProcedure.runner(record, journal: journal, session: self))
     }
 }
 

@@ -41,15 +41,30 @@ extension RunSession {
         let locks = try RunLocks(UpgradeProcedure.self, settings: settings, directory: state.locks)
         defer { locks.release() }
         settings.box = try await pinFirstContact(settings.box)
+        return try await journalAndRun(
+            UpgradeProcedure.self,
+            settings,
+            playbook: playbook,
+            "upgrade \(settings.box.name) to \(settings.targetText)"
+        )
+    }
+
+    /// Journals a new run of `P` with `settings` and runs it; `line` says what it does, after its id.
+    func journalAndRun<P: SessionProcedure>(
+        _ type: P.Type,
+        _ settings: P.Settings,
+        playbook: String,
+        _ line: String
+    ) async throws -> RunOutcome {
         let journal = try journal()
         let record = try journal.createRun(
-            UpgradeProcedure.self,
+            P.self,
             playbook: playbook,
             inventory: inventoryFile.path,
             settings: settings
         )
-        note("Run \(record.id): upgrade \(settings.box.name) to \(settings.targetText)")
-        return try await execute(try UpgradeProcedure.runner(record, journal: journal, session: self))
+        note("Run \(record.id): \(line)")
+        return try await execute(try P.runner(record, journal: journal, session: self))
     }
 }
 
