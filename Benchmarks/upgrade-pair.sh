@@ -23,7 +23,8 @@ self_test="${SELF_TEST:-3}"
 work="$(mktemp -d /tmp/appliance-bench.XXXXXX)"
 export APPLIANCECTL_HOME="$work/ctl"
 export A_PW="Bench-Pair-A-Pass-1"
-export B_PW="Bench-Pair-B-Pass-2"
+# One site, one set of users: the backup takes the primary's accounts with the first sync.
+export B_PW="$A_PW"
 export BACKUP_PW="Bench-Backup-Pass-3"
 FAILOVER_KEY="$(openssl rand -hex 32)"
 export FAILOVER_KEY
