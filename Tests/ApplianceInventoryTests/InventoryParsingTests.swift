@@ -11,7 +11,7 @@ import Testing
     @Test func theShippedExampleParses() throws {
         let inventory = try Inventory.load(from: Self.example)
         #expect(inventory.hypervisors.map(\.name) == ["local", "rack-2"])
-        #expect(inventory.appliances.map(\.name) == ["old-box", "new-vm", "edge-vm", "test-vm"])
+        #expect(inventory.appliances.map(\.name) == ["old-box", "new-vm", "edge-vm", "test-vm", "site-a", "site-b"])
 
         let local = try inventory.hypervisor(named: "local")
         #expect(local == Hypervisor(name: "local", uri: .session, pool: "appliances", network: .user))

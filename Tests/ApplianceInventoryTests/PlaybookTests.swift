@@ -36,6 +36,8 @@ import Testing
             "provision-test-appliance.yml": .provision,
             "decommission.yml": .decommission,
             "upgrade-single.yml": .upgrade,
+            "upgrade-failover-sync.yml": .upgradeFailover,
+            "upgrade-failover-async.yml": .upgradeFailover,
         ]
         for (name, kind) in files {
             let playbook = try Playbook.load(from: Self.playbooks.appendingPathComponent(name))
@@ -425,7 +427,7 @@ import Testing
             yaml: "playbook: decommission\n\nappliance:   gone-box\n",
             location: "playbook.yml:3:14",
             code: .unknownAppliance,
-            says: "known appliances: old-box, new-vm, edge-vm, test-vm"
+            says: "known appliances: old-box, new-vm, edge-vm, test-vm, site-a, site-b"
         ),
         Mismatch(
             name: "virtual old",
@@ -461,7 +463,7 @@ import Testing
         )
         let error = try #require(throws: InventoryError.self) { try unknown.validate(against: inventory) }
         #expect(error.message.contains("(did you mean 'new-vm'?)"), "\(error)")
-        #expect(error.message.contains("known appliances: old-box, new-vm, edge-vm, test-vm"), "\(error)")
+        #expect(error.message.contains("known appliances: old-box, new-vm, edge-vm, test-vm, site-a, site-b"), "\(error)")
 
         let physical = try Playbook.parse("playbook: provision\nappliance: old-box\n", file: "playbook.yml")
         let kindError = try #require(throws: InventoryError.self) { try physical.validate(against: inventory) }
