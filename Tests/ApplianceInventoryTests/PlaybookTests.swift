@@ -463,7 +463,10 @@ import Testing
         )
         let error = try #require(throws: InventoryError.self) { try unknown.validate(against: inventory) }
         #expect(error.message.contains("(did you mean 'new-vm'?)"), "\(error)")
-        #expect(error.message.contains("known appliances: old-box, new-vm, edge-vm, test-vm, site-a, site-b"), "\(error)")
+        #expect(
+            error.message.contains("known appliances: old-box, new-vm, edge-vm, test-vm, site-a, site-b"),
+            "\(error)"
+        )
 
         let physical = try Playbook.parse("playbook: provision\nappliance: old-box\n", file: "playbook.yml")
         let kindError = try #require(throws: InventoryError.self) { try physical.validate(against: inventory) }
