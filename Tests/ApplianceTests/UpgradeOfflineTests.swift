@@ -118,6 +118,23 @@ import Testing
         #expect(try await report(scenario).contains("## Automatic rollback"))
     }
 
+    /// Killed at the start and the end of the other steps (pre-flight with its download key and fetch, backup,
+    /// verify): the resumed run finishes offline, the box on the target with its data as before.
+    @Test(arguments: [
+        "preflight:intent", "preflight:acted", "backup:intent", "backup:acted", "verify:intent", "verify:acted",
+    ])
+    func killedAtAnyOtherStepTheResumedRunFinishesOffline(crash: String) async throws {
+        let scenario = try await Scenario(packages: Self.offline())
+        let killed = try await scenario.ctl(scenario.run, crash: crash)
+        #expect(killed.status != 0, "\(crash): \(killed.stderr)")
+        let id = try #require(try await scenario.runs().first?["id"] as? String)
+        let resumed = try await scenario.ctl(["resume", id, "--yes", "--accept-eula"])
+        #expect(resumed.status == 0, "\(crash): \(resumed.stderr)")
+        #expect(try await scenario.software().siteVersion == "24.2.0")
+        #expect(UpgradeTests.sameData(scenario.summaryBefore, try await scenario.summary()))
+        #expect(try await report(scenario).contains("offline from"), "\(crash)")
+    }
+
     /// Killed after the upload: the resumed run reads the versions on the box and does not upload again. Killed
     /// before it with the fetched file damaged meanwhile: the file is verified again, fetched again, then uploaded.
     @Test(arguments: ["install:intent", "install:acted"])
