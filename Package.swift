@@ -177,6 +177,7 @@ let package = Package(
             name: "applianced",
             dependencies: [
                 "ApplianceAPI",
+                "ApplianceCrypto",
                 "ApplianceServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),

@@ -50,3 +50,15 @@ func memoryBIOString(_ bio: OpaquePointer) -> String {
     let bytes = UnsafeRawBufferPointer(start: data, count: length)
     return String(decoding: bytes, as: UTF8.self)
 }
+
+/// The process's use of OpenSSL 3.
+public enum OpenSSLProcess {
+    /// Keeps OpenSSL's global state until the process is gone. By default OpenSSL frees it in an `atexit` handler
+    /// while other threads may still use it (a TLS pin check on an event loop, a probe in flight), and the process
+    /// then crashes on its way out (SIGSEGV in `CRYPTO_THREAD_read_lock`) instead of exiting with its status: CI saw
+    /// `appliancectl resume` exit with signal 11 after a finished run. Call it first thing in `main`, before any
+    /// other OpenSSL call (the option only counts at OpenSSL's first initialisation).
+    public static func keepStateUntilExit() {
+        _ = OPENSSL_init_crypto(UInt64(OPENSSL_INIT_NO_ATEXIT), nil)
+    }
+}

@@ -18,7 +18,10 @@ extension PairUpgradeProcedure {
         case .swing: detail = try await swing(context: context)
         case .reestablish: detail = try await reestablish()
         }
-        return detail.merging(await downtime()) { $1 }
+        let measured = await downtime()
+        // The last step: nothing more to watch (a probe left running would be cut off by the exit).
+        if step == .reestablish { await probe?.stop() }
+        return detail.merging(measured) { $1 }
     }
 
     /// Looks at both boxes for a step begun before: the relationship, the versions, the site address.
@@ -53,7 +56,9 @@ extension PairUpgradeProcedure {
             return .finished(["cutover": "already (the site answers from B)"])
         case .reestablish:
             guard try await paired(primary: settings.primaryAfter) else { return .redo }
-            return .finished(try await firstSync(primary: settings.primaryAfter))
+            let detail = try await firstSync(primary: settings.primaryAfter)
+            await probe?.stop()
+            return .finished(detail)
         }
     }
 

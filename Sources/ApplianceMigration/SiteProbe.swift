@@ -25,9 +25,12 @@ actor SiteProbe {
         }
     }
 
-    func stop() {
-        task?.cancel()
+    /// Stops watching and waits for the probe in flight to end.
+    func stop() async {
+        let running = task
         task = nil
+        running?.cancel()
+        await running?.value
     }
 
     /// Whether the site accepts work now: its health answers 200 and it is not frozen.

@@ -1,3 +1,4 @@
+import ApplianceCrypto
 import ArgumentParser
 
 #if canImport(Glibc)
@@ -27,6 +28,7 @@ struct Appliancectl: AsyncParsableCommand {
 
     /// Parses (usage errors exit 64 with the usage text), then runs with the exit codes of `ExitStatus`.
     static func main() async {
+        OpenSSLProcess.keepStateUntilExit()
         // Pins, journals, reports, backups and exported keys are the operator's alone (files 0600).
         umask(0o077)
         let command: any ParsableCommand

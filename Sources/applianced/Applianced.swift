@@ -1,4 +1,5 @@
 import ApplianceAPI
+import ApplianceCrypto
 import ApplianceServer
 import ArgumentParser
 import Foundation
@@ -64,6 +65,7 @@ struct Applianced: AsyncParsableCommand {
     }
 
     func run() async throws {
+        OpenSSLProcess.keepStateUntilExit()
         // Everything the appliance writes is its own: the databases hold every certificate's private key in clear,
         // and SQLite's WAL and SHM files take their mode from the umask.
         umask(0o077)
