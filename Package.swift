@@ -106,6 +106,13 @@ let package = Package(
             dependencies: ["COpenSSL"],
             swiftSettings: strictSettings
         ),
+        // The rules of My Account (TOTP, display names, photo checks, the console's MSI command line): pure values,
+        // no I/O, so the server and the CLI share them.
+        .target(
+            name: "AccountRules",
+            dependencies: ["ApplianceCrypto"],
+            swiftSettings: strictSettings
+        ),
         .target(
             name: "BackupFormat",
             dependencies: ["ApplianceCrypto"],
@@ -256,6 +263,11 @@ let package = Package(
         .testTarget(
             name: "ApplianceCryptoTests",
             dependencies: ["ApplianceCrypto"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "AccountRulesTests",
+            dependencies: ["AccountRules"],
             swiftSettings: strictSettings
         ),
         .testTarget(
