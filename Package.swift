@@ -267,7 +267,7 @@ let package = Package(
         ),
         .testTarget(
             name: "AccountRulesTests",
-            dependencies: ["AccountRules"],
+            dependencies: ["AccountRules", "ProcessSpawn"],
             swiftSettings: strictSettings
         ),
         .testTarget(

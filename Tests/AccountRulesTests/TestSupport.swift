@@ -1,4 +1,5 @@
 import Foundation
+import ProcessSpawn
 
 /// A small deterministic generator (SplitMix64), so fuzz runs are the same on every machine.
 struct SeededGenerator: RandomNumberGenerator {
@@ -33,32 +34,26 @@ enum Tool {
         return nil
     }
 
-    /// Runs a tool to completion with empty stdin; returns stdout, throws on a non-zero exit.
+    /// Runs a tool to completion (at most a minute) with stdin from /dev/null; returns its output (stdout and
+    /// stderr together), throws on a non-zero exit. ProcessSpawn, not Foundation's Process, so a tool that leaves a
+    /// child behind cannot hang the test.
     @discardableResult
     static func run(_ executable: String, _ arguments: [String]) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        let directory = FileManager.default.temporaryDirectory
-        let outURL = directory.appendingPathComponent("tool-\(UUID().uuidString).out")
-        let errURL = directory.appendingPathComponent("tool-\(UUID().uuidString).err")
-        _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
-        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
-        defer {
-            try? FileManager.default.removeItem(at: outURL)
-            try? FileManager.default.removeItem(at: errURL)
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent("tool-\(UUID().uuidString).out")
+        defer { try? FileManager.default.removeItem(at: output) }
+        let environment = ProcessInfo.processInfo.environment.map { "\($0.key)=\($0.value)" }
+        let outcome = try Spawn.run(
+            executable,
+            arguments: arguments,
+            environment: environment,
+            output: output.path,
+            timeout: .seconds(60)
+        )
+        let text = (try? String(contentsOf: output, encoding: .utf8)) ?? ""
+        guard outcome == .exited(0) else {
+            throw ToolFailure(description: "\(executable) \(arguments.first ?? "") ended with \(outcome): \(text)")
         }
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = try FileHandle(forWritingTo: outURL)
-        process.standardError = try FileHandle(forWritingTo: errURL)
-        try process.run()
-        process.waitUntilExit()
-        let output = (try? String(contentsOf: outURL, encoding: .utf8)) ?? ""
-        guard process.terminationStatus == 0 else {
-            let error = (try? String(contentsOf: errURL, encoding: .utf8)) ?? ""
-            throw ToolFailure(description: "\(executable) exited \(process.terminationStatus): \(error)")
-        }
-        return output
+        return text
     }
 
     /// Runs a Python program given as text.
