@@ -265,14 +265,20 @@ let package = Package(
             dependencies: ["ApplianceCrypto"],
             swiftSettings: strictSettings
         ),
+        // The seeded random generator the tests share, so fuzz and random-data tests reproduce from a seed.
+        .target(
+            name: "SeededRandom",
+            path: "Tests/SeededRandom",
+            swiftSettings: strictSettings
+        ),
         .testTarget(
             name: "AccountRulesTests",
-            dependencies: ["AccountRules", "ProcessSpawn"],
+            dependencies: ["AccountRules", "ProcessSpawn", "SeededRandom"],
             swiftSettings: strictSettings
         ),
         .testTarget(
             name: "BackupFormatTests",
-            dependencies: ["BackupFormat", "ApplianceCrypto"],
+            dependencies: ["BackupFormat", "ApplianceCrypto", "SeededRandom"],
             swiftSettings: strictSettings
         ),
         .testTarget(

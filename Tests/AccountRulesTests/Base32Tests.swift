@@ -1,4 +1,5 @@
 import AccountRules
+import SeededRandom
 import Testing
 
 @Suite struct Base32Tests {

@@ -1,4 +1,5 @@
 import AccountRules
+import SeededRandom
 import Testing
 
 /// Damaged photos must be refused with an AccountError: never a crash, never a read outside the file (which

@@ -1,5 +1,6 @@
 import AccountRules
 import Foundation
+import SeededRandom
 import Testing
 
 @Suite struct TOTPTests {
