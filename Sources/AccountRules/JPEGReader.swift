@@ -13,6 +13,7 @@ enum JPEGReader {
     static func read(_ bytes: [UInt8]) throws -> ImageDimensions {
         var reader = ByteReader(bytes, kind: .jpeg, offset: 2)
         var dimensions: ImageDimensions?
+        var sawScan = false
         while true {
             guard try reader.byte("a marker") == 0xff else {
                 throw reader.malformed("a segment does not start with a marker")
@@ -23,8 +24,8 @@ enum JPEGReader {
             }
             switch code {
             case 0xd9:  // EOI
-                guard let dimensions else {
-                    throw reader.malformed("the image ends before its frame header")
+                guard let dimensions, sawScan else {
+                    throw reader.malformed("the image ends before its frame header or image data")
                 }
                 guard reader.isAtEnd else {
                     throw reader.malformed("\(reader.remaining) bytes follow the end of the image")
@@ -50,6 +51,7 @@ enum JPEGReader {
                 guard dimensions != nil else {
                     throw reader.malformed("image data comes before the frame header")
                 }
+                sawScan = true
                 try skipEntropyCodedData(&reader)
             }
         }

@@ -66,6 +66,15 @@ import Testing
         }
     }
 
+    /// A frame header alone is not a picture: a JPEG whose scans were cut out is refused.
+    @Test func refusesJPEGWithoutScan() throws {
+        let jpeg = try PhotoFixtures.jpeg(width: 96, height: 80)
+        let scan = try #require(PhotoFixtures.jpegSegments(jpeg).last { $0.marker == 0xda })
+        let withoutScan = Array(jpeg[..<scan.offset]) + [0xff, 0xd9]
+        let error = #expect(throws: AccountError.self) { try ImageDimensions.read(withoutScan) }
+        #expect(error?.message.contains("image data") == true)
+    }
+
     @Test func refusesLyingPNGChunkLengths() throws {
         let png = try PhotoFixtures.png(width: 96, height: 80)
         // The IHDR length field at offset 8, then the tEXt chunk's after it (8 + 4 + 4 + 13 + 4).
