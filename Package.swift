@@ -106,6 +106,13 @@ let package = Package(
             dependencies: ["COpenSSL"],
             swiftSettings: strictSettings
         ),
+        // The rules of My Account (TOTP, display names, photo checks, the console's MSI command line): pure values,
+        // no I/O, so the server and the CLI share them.
+        .target(
+            name: "AccountRules",
+            dependencies: ["ApplianceCrypto"],
+            swiftSettings: strictSettings
+        ),
         .target(
             name: "BackupFormat",
             dependencies: ["ApplianceCrypto"],
@@ -259,9 +266,20 @@ let package = Package(
             dependencies: ["ApplianceCrypto"],
             swiftSettings: strictSettings
         ),
+        // The seeded random generator the tests share, so fuzz and random-data tests reproduce from a seed.
+        .target(
+            name: "SeededRandom",
+            path: "Tests/SeededRandom",
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "AccountRulesTests",
+            dependencies: ["AccountRules", "ProcessSpawn", "SeededRandom"],
+            swiftSettings: strictSettings
+        ),
         .testTarget(
             name: "BackupFormatTests",
-            dependencies: ["BackupFormat", "ApplianceCrypto"],
+            dependencies: ["BackupFormat", "ApplianceCrypto", "SeededRandom"],
             swiftSettings: strictSettings
         ),
         .testTarget(

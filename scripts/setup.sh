@@ -4,11 +4,12 @@
 # the host tools the image recipe uses (mke2fs/debugfs/resize2fs, qemu-img), and the tools the tests use to check
 # our files with standard software (age, tar, openssl, sqlite3, curl, cpio),
 # python3-venv for the schemathesis API contract check (scripts/api-contract.sh, from PyPI), and faketime (its
-# libfaketime) to start a box whose clock is really ahead, for the offline upgrade's clock-skew refusal.
+# libfaketime) to start a box whose clock is really ahead, for the offline upgrade's clock-skew refusal, and
+# ImageMagick, which makes the JPEG photos the account photo tests parse.
 set -euo pipefail
 packages=(libvirt-dev libvirt-clients libxml2-utils libssl-dev libsqlite3-dev pkg-config age openssl sqlite3 tar procps bc
     libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86 qemu-utils e2fsprogs util-linux curl cpio socat python3 python3-venv time
-    faketime)
+    faketime imagemagick)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

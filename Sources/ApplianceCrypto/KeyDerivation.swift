@@ -109,12 +109,30 @@ public enum HKDF {
 public enum HMAC {
     /// HMAC-SHA-256; returns 32 bytes.
     public static func sha256(key: [UInt8], message: [UInt8]) -> [UInt8] {
-        [UInt8](unsafeUninitializedCapacity: 32) { output, initialized in
+        compute(EVP_sha256(), name: "SHA-256", length: 32, key: key, message: message)
+    }
+
+    /// HMAC-SHA-1; returns 20 bytes.
+    ///
+    /// Only for protocols that fix SHA-1, such as TOTP (RFC 6238) as authenticator apps implement it; HMAC-SHA-1
+    /// is still sound as a MAC, but new formats should use `sha256`.
+    public static func sha1(key: [UInt8], message: [UInt8]) -> [UInt8] {
+        compute(EVP_sha1(), name: "SHA-1", length: 20, key: key, message: message)
+    }
+
+    private static func compute(
+        _ digest: OpaquePointer?,
+        name: String,
+        length expected: Int,
+        key: [UInt8],
+        message: [UInt8]
+    ) -> [UInt8] {
+        [UInt8](unsafeUninitializedCapacity: expected) { output, initialized in
             var length: UInt32 = 0
             let result = withNonNullBytes(key) { keyBase, keyCount in
                 withNonNullBytes(message) { messageBase, messageCount in
                     COpenSSL.HMAC(
-                        EVP_sha256(),
+                        digest,
                         keyBase,
                         Int32(keyCount),
                         messageBase,
@@ -124,10 +142,10 @@ public enum HMAC {
                     )
                 }
             }
-            guard result != nil, length == 32 else {
-                fatalError("HMAC-SHA-256 failed: \(drainOpenSSLErrors())")
+            guard result != nil, length == expected else {
+                fatalError("HMAC-\(name) failed: \(drainOpenSSLErrors())")
             }
-            initialized = 32
+            initialized = expected
         }
     }
 }

@@ -42,6 +42,14 @@ struct KnownAnswerTests {
         #expect(mac.hexString == "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843")
     }
 
+    /// RFC 2202 section 3, test cases 1 and 2 (HMAC-SHA-1, which TOTP uses).
+    @Test func hmacSHA1RFC2202() {
+        let case1 = HMAC.sha1(key: [UInt8](repeating: 0x0b, count: 20), message: Array("Hi There".utf8))
+        #expect(case1.hexString == "b617318655057264e28bc0b6fb378c8ef146be00")
+        let case2 = HMAC.sha1(key: Array("Jefe".utf8), message: Array("what do ya want for nothing?".utf8))
+        #expect(case2.hexString == "effcdf6ae5eb2fa2d27416d5f184df9c259a7c79")
+    }
+
     /// RFC 5869 appendix A.1, test case 1.
     @Test func hkdfSHA256RFC5869Case1() {
         let okm = HKDF.sha256(
