@@ -23,5 +23,9 @@ fi
 if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+# pyotp (PyPI): an independent TOTP implementation the AccountRules tests check ours against (reported skipped
+# where it cannot be installed).
+python3 -c "import pyotp" 2>/dev/null || python3 -m pip install -q pyotp >/dev/null 2>&1 ||
+    echo "pyotp could not be installed; the TOTP cross-check reports itself skipped" >&2
 export PATH="/opt/swift/usr/bin:$PATH"
 command -v swift >/dev/null || { echo "Swift 6.3 is needed (expected at /opt/swift)" >&2; exit 1; }
