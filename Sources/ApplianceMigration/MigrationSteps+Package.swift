@@ -121,12 +121,34 @@ extension MigrationProcedure {
 
     /// Whether the new box already holds what a restore brings of the old box's site.
     func restoredAlready() async throws -> Bool {
-        let oldSummary: SiteSummary = try await oldSession().call(.siteSummary)
-        let current: SiteSummary = try await newSession().call(.siteSummary)
-        return Self.siteMatches(current, oldSummary)
+        try await afterACutOffRestore {
+            let oldSummary: SiteSummary = try await oldSession().call(.siteSummary)
+            let current: SiteSummary = try await newSession().call(.siteSummary)
+            return Self.siteMatches(current, oldSummary)
+        }
+    }
+
+    /// Runs `body` again with a new session when the new box ended the one it used (401): a restore cut off by a
+    /// kill is undone by the box when it notices, and sessions live in the site database, so a session opened
+    /// while the undo swaps that database back is gone a moment later (seen once in a full local run).
+    func afterACutOffRestore<T>(_ body: () async throws -> T) async throws -> T {
+        var attempt = 0
+        while true {
+            do {
+                return try await body()
+            } catch let error as ApplianceClientError where error.apiStatus == 401 && attempt < 5 {
+                attempt += 1
+                environment.events(.note("\(settings.new.name) ended the session (\(error.message)); logging in again"))
+                try await Task.sleep(for: .seconds(1))
+            }
+        }
     }
 
     func restore() async throws -> [String: String] {
+        try await afterACutOffRestore { try await restoreOnce() }
+    }
+
+    private func restoreOnce() async throws -> [String: String] {
         if try await restoredAlready() {
             environment.events(.note("\(settings.new.name) already holds the restored site"))
             return ["restored": "already"]
